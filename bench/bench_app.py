@@ -1,0 +1,157 @@
+"""App benchmarks: cold start, warm start, /search round trip over HTTP, page load in Chromium.
+
+    python bench/bench_app.py [--encoder lite] [--tiny-blip] [--repeats 10]
+
+Prints one JSON line per case: ``{"bench": "app", "case": ..., "encoder": ..., "seconds": ..., ...}``.
+Cold start = a fresh data folder (the demo gallery is built); warm start = the same folder again (index
+cached). The search round trip encodes the reference first (``/encode_reference``, as the page does on
+upload) and then times ``/search`` calls that change only the text, as a user does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+IMAGE = REPO / "assets" / "images" / "apple.jpg"
+TEXTS = ["make it an orange", "make it green", "show two of them", "on a white plate", "cut in half",
+         "in a basket", "make it red", "a smaller one", "with leaves", "seen from above"]
+
+
+def emit(case: str, encoder: str, **values) -> None:
+    """One JSON line on stdout."""
+    print(json.dumps({"bench": "app", "case": case, "encoder": encoder, "cpu": platform.processor() or
+                      platform.machine(), "cores": os.cpu_count(), **values}), flush=True)
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(data: Path, encoder: str, env_extra: dict, timeout: float = 1800) -> tuple[subprocess.Popen, str, float]:
+    """Start app.py; returns (process, url, seconds until the page answered)."""
+    port = _port()
+    env = {**os.environ, "COVR_DATA_DIR": str(data), "GRADIO_SERVER_PORT": str(port), "HF_HUB_OFFLINE": "1",
+           "GRADIO_ANALYTICS_ENABLED": "False", **env_extra}
+    log = open(data / f"server-{port}.log", "w")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "app.py", "--encoder", encoder], cwd=REPO, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    while time.perf_counter() - t0 < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app.py exited ({proc.returncode}); see {log.name}")
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return proc, url, time.perf_counter() - t0
+        except OSError:
+            time.sleep(0.25)
+    proc.kill()
+    raise TimeoutError("app.py did not start")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate a server."""
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def bench_search(url: str, encoder: str, repeats: int) -> None:
+    """/search round trips after /encode_reference (text pass only), plus one with a new reference."""
+    from gradio_client import Client, handle_file
+
+    c = Client(url, verbose=False)
+    gallery = c.view_api(return_format="dict", print_info=False)["named_endpoints"]["/search"]["parameters"][4][
+        "parameter_default"]
+    img = handle_file(str(IMAGE))
+    t0 = time.perf_counter()
+    c.predict(img, None, api_name="/encode_reference")
+    emit("encode_reference_roundtrip", encoder, seconds=round(time.perf_counter() - t0, 4))
+    times, server = [], []
+    for i in range(repeats):
+        t0 = time.perf_counter()
+        out = c.predict(img, None, TEXTS[i % len(TEXTS)], "AVG", gallery, 12, api_name="/search")
+        times.append(time.perf_counter() - t0)
+        server.append(float(out[2].split(" in ")[1].split(" ms")[0]) / 1000)
+    emit("search_roundtrip_prepared", encoder, repeats=repeats, median_s=round(statistics.median(times), 4),
+         max_s=round(max(times), 4), server_median_s=round(statistics.median(server), 4),
+         note="HTTP round trip via gradio_client incl. upload of the reference file; server_* = encode+search")
+
+
+def bench_page(url: str, encoder: str) -> None:
+    """Chromium: time to an interactive Search button and to a drawn map."""
+    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    if not Path(chromium).exists():
+        emit("page_load", encoder, skipped="no chromium")
+        return
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu",
+                                                              "--disable-background-networking",
+                                                              "--disable-component-update", "--disable-sync",
+                                                              "--no-first-run"])
+        for attempt in ("first", "second"):
+            pg = b.new_page()
+            t0 = time.perf_counter()
+            pg.goto(url)
+            pg.wait_for_selector("#search-btn", timeout=120_000)
+            t_ui = time.perf_counter() - t0
+            pg.wait_for_selector("#covr-map .scatterlayer .point", state="attached", timeout=120_000)
+            emit("page_load", encoder, visit=attempt, interactive_s=round(t_ui, 3),
+                 map_drawn_s=round(time.perf_counter() - t0, 3))
+            pg.close()
+        b.close()
+
+
+def run_encoder(encoder: str, env_extra: dict, repeats: int, label: str) -> None:
+    """Cold start, warm start, search and page load for one encoder."""
+    with tempfile.TemporaryDirectory(prefix="covr-bench-") as tmp:
+        data = Path(tmp)
+        proc, url, cold = start(data, encoder, env_extra)
+        emit("cold_start", label, seconds=round(cold, 2), note="fresh data folder: builds the demo gallery")
+        stop(proc)
+        proc, url, warm = start(data, encoder, env_extra)
+        emit("warm_start", label, seconds=round(warm, 2), note="demo gallery cached")
+        try:
+            bench_search(url, label, repeats)
+            bench_page(url, label)
+        finally:
+            stop(proc)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the cases."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--encoder", default="lite", help="encoder of the main run")
+    p.add_argument("--tiny-blip", action="store_true", help="also run with a tiny random-weight BLIP")
+    p.add_argument("--repeats", type=int, default=10, help="/search calls to time")
+    a = p.parse_args(argv)
+    run_encoder(a.encoder, {}, a.repeats, a.encoder)
+    if a.tiny_blip:
+        sys.path.insert(0, str(REPO / "tests"))
+        from helpers.tiny_blip import make_tiny_blip_folder
+
+        with tempfile.TemporaryDirectory(prefix="covr-tinyblip-") as tmp:
+            folder = make_tiny_blip_folder(Path(tmp) / "tiny")
+            run_encoder("blip", {"COVR_BLIP_SOURCE": str(folder)}, a.repeats, "blip-tiny")
+
+
+if __name__ == "__main__":
+    main()

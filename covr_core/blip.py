@@ -1,0 +1,276 @@
+"""CoVR's BLIP encoder on transformers' ``BlipForImageTextRetrieval`` (covr.md §2.1, §5.3, §8).
+
+Recipe: ``pre_caption`` -> bert-base-uncased (+[DEC], [ENC]) tokens, padded to the longest, max 64;
+image -> RGB -> square bicubic resize (no crop) to the config's image size -> CLIP mean/std.
+- target / f_img: ViT ``last_hidden_state[:, 0]`` -> ``vision_proj`` -> L2 (not ``pooler_output``)
+- f_txt: text mode (no image states) [CLS] -> ``text_proj`` -> L2
+- f_mm: [CLS] replaced by [ENC]; cross-attention to all image token states (all-ones mask);
+  position 0 -> ``text_proj`` -> L2
+
+Single queries cache per reference image its ViT token states (and, in a smaller LRU, the
+cross-attention keys/values of every text layer), so a text edit runs only the text side.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from covr_core.cache import LRUCache, content_hash
+from covr_core.encoder import Encoder
+from covr_core.text import enc_token_id, pre_caption
+from covr_core.types import EncoderInfo, QueryEmbeddings
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SOURCE = "Salesforce/blip-itm-large-coco"
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+MAX_TEXT_TOKENS = 64
+ENCODER_VERSION = "covr-blip-1"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """``"float32" | "bfloat16" | "float16"`` (or a torch dtype) -> torch dtype."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return DTYPES[str(dtype).replace("torch.", "")]
+    except KeyError as exc:
+        raise ValueError(f"unsupported dtype {dtype!r}; choose one of {sorted(DTYPES)}") from exc
+
+
+@dataclass(frozen=True)
+class BlipImageTransform:
+    """PIL image -> [3, size, size] float32 tensor: RGB, bicubic resize without crop, mean/std.
+
+    A plain dataclass, so it pickles into DataLoader workers."""
+
+    size: int = 384
+    mean: tuple[float, float, float] = CLIP_MEAN
+    std: tuple[float, float, float] = CLIP_STD
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        img = image if image.mode == "RGB" else image.convert("RGB")
+        img = img.resize((self.size, self.size), resample=Image.Resampling.BICUBIC)
+        arr = np.asarray(img, dtype=np.float32) / 255.0
+        arr = (arr - np.asarray(self.mean, dtype=np.float32)) / np.asarray(self.std, dtype=np.float32)
+        return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+
+
+@dataclass
+class ReferenceState:
+    """What the encoder caches for one reference image."""
+
+    key: str
+    states: torch.Tensor  #: [1, tokens, vision width] ViT last_hidden_state (model dtype, device)
+    f_img: np.ndarray  #: [dim] float32
+
+
+def _to_numpy(x: torch.Tensor) -> np.ndarray:
+    return x.detach().to(device="cpu", dtype=torch.float32).numpy()
+
+
+class BlipCoVREncoder(Encoder):
+    """CoVR BLIP encoder (see module docstring). Build it with :func:`load_blip_encoder`."""
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        info: EncoderInfo,
+        image_transform: BlipImageTransform,
+        *,
+        cache_size: int = 32,
+        kv_cache_size: int = 4,
+        batch_size: int = 16,
+        compile: bool = False,
+        mlp=None,
+    ) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.info = info
+        self.image_transform = image_transform
+        self.cache_size = cache_size
+        self.batch_size = batch_size
+        self.vision_calls = 0
+        self.mlp = mlp  #: trained MLPCombiner from the checkpoint/folder, or None
+        self.load_report = None  #: convert.LoadReport when a CoVR checkpoint was applied
+        self.enc_id = enc_token_id(tokenizer)
+        param = next(model.parameters())
+        self.device, self.dtype = param.device, param.dtype
+        self.kv_cache = LRUCache(kv_cache_size)
+        self._vision = model.vision_model
+        self._text = model.text_encoder
+        if compile:
+            self._vision = torch.compile(model.vision_model)
+            self._text = torch.compile(model.text_encoder, dynamic=True)
+
+    # ------------------------------------------------------------------ building blocks
+    def tokenize(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``pre_caption`` + tokenizer (pad to longest, max 64) -> (input_ids, attention_mask) on device."""
+        batch = self.tokenizer(
+            [pre_caption(t) for t in texts],
+            padding="longest",
+            truncation=True,
+            max_length=MAX_TEXT_TOKENS,
+            return_tensors="pt",
+        )
+        return batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
+
+    def vision_states(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """ViT forward: [N, 3, H, W] -> last_hidden_state [N, tokens, width]; counts ``vision_calls``."""
+        self.vision_calls += 1
+        pixel_values = pixel_values.to(device=self.device, dtype=self.dtype)
+        return self._vision(pixel_values=pixel_values).last_hidden_state
+
+    def _project_image(self, states: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.model.vision_proj(states[:, 0, :]).float(), dim=-1)
+
+    def _text_features(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        out = self._text(input_ids=ids, attention_mask=mask).last_hidden_state
+        return F.normalize(self.model.text_proj(out[:, 0, :]).float(), dim=-1)
+
+    def _multimodal_features(self, ids: torch.Tensor, mask: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        ids = ids.clone()
+        ids[:, 0] = self.enc_id
+        if states.shape[0] != ids.shape[0]:
+            states = states.expand(ids.shape[0], -1, -1)
+        image_mask = torch.ones(states.shape[:-1], dtype=torch.long, device=states.device)
+        out = self._text(
+            input_ids=ids,
+            attention_mask=mask,
+            encoder_hidden_states=states,
+            encoder_attention_mask=image_mask,
+        ).last_hidden_state
+        return F.normalize(self.model.text_proj(out[:, 0, :]).float(), dim=-1)
+
+    # ------------------------------------------------------------------ cross-attention K/V cache
+    def cross_kv(self, state: ReferenceState) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per text layer, the cross-attention keys/values of the reference tokens ([1, heads, T, d])."""
+        kv = self.kv_cache.get(state.key)
+        if kv is None:
+            kv = []
+            with torch.inference_mode():
+                for layer in self.model.text_encoder.encoder.layer:
+                    sa = layer.crossattention.self
+                    shape = (*state.states.shape[:-1], -1, sa.attention_head_size)
+                    k = sa.key(state.states).view(shape).transpose(1, 2)
+                    v = sa.value(state.states).view(shape).transpose(1, 2)
+                    kv.append((k, v))
+            self.kv_cache.put(state.key, kv)
+        return kv
+
+    def _multimodal_from_kv(self, ids: torch.Tensor, mask: torch.Tensor, kv) -> torch.Tensor:
+        """Same result as the image-grounded text_encoder pass, reusing cached cross-attention K/V."""
+        ids = ids.clone()
+        ids[:, 0] = self.enc_id
+        te = self.model.text_encoder
+        hidden = te.embeddings(input_ids=ids)
+        additive = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
+        for layer, (k, v) in zip(te.encoder.layer, kv):
+            attn, _ = layer.attention(hidden, attention_mask=additive)
+            xa = layer.crossattention
+            sa = xa.self
+            bsz, length, _ = attn.shape
+            q = sa.query(attn).view(bsz, length, -1, sa.attention_head_size).transpose(1, 2)
+            probs = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(sa.attention_head_size), dim=-1)
+            ctx = (probs @ v).transpose(1, 2).reshape(bsz, length, sa.all_head_size)
+            hidden = layer.feed_forward_chunk(xa.output(ctx, attn))
+        return F.normalize(self.model.text_proj(hidden[:, 0, :]).float(), dim=-1)
+
+    # ------------------------------------------------------------------ Encoder interface
+    @torch.inference_mode()
+    def encode_pixels(self, pixel_values: torch.Tensor) -> np.ndarray:
+        """[N, 3, H, W] -> [N, dim] targets / f_img (ViT CLS -> vision_proj -> L2), float32."""
+        return _to_numpy(self._project_image(self.vision_states(pixel_values)))
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """[N, dim] f_txt (text mode [CLS] -> text_proj -> L2), in batches of ``batch_size``."""
+        texts = list(texts)
+        out = [np.zeros((0, self.dim), np.float32)]
+        for start in range(0, len(texts), self.batch_size):
+            ids, mask = self.tokenize(texts[start : start + self.batch_size])
+            out.append(_to_numpy(self._text_features(ids, mask)))
+        return np.concatenate(out, axis=0)
+
+    @torch.inference_mode()
+    def encode_queries(self, images: Sequence[Any], texts: Sequence[str]) -> QueryEmbeddings:
+        """Batched queries (one vision forward per batch): f_mm, f_img, f_txt each [N, dim]."""
+        images, texts = list(images), list(texts)
+        if len(images) != len(texts):
+            raise ValueError(f"encode_queries: {len(images)} images but {len(texts)} texts")
+        parts: dict[str, list[np.ndarray]] = {"f_mm": [], "f_img": [], "f_txt": []}
+        for start in range(0, len(images), self.batch_size):
+            chunk_imgs = images[start : start + self.batch_size]
+            pixels = torch.stack([self.image_transform(img) for img in chunk_imgs])
+            states = self.vision_states(pixels)
+            ids, mask = self.tokenize(texts[start : start + self.batch_size])
+            parts["f_img"].append(_to_numpy(self._project_image(states)))
+            parts["f_txt"].append(_to_numpy(self._text_features(ids, mask)))
+            parts["f_mm"].append(_to_numpy(self._multimodal_features(ids, mask, states)))
+        empty = np.zeros((0, self.dim), np.float32)
+        return QueryEmbeddings(**{k: np.concatenate(v, axis=0) if v else empty for k, v in parts.items()})
+
+    @torch.inference_mode()
+    def _reference_state(self, image: Any, key: str) -> ReferenceState:
+        states = self.vision_states(self.image_transform(image).unsqueeze(0))
+        return ReferenceState(key, states, _to_numpy(self._project_image(states))[0])
+
+    def compute_reference_state(self, image: Any) -> ReferenceState:
+        """Run the ViT once on a reference image: token states + f_img (cached by ``prepare_reference``)."""
+        return self._reference_state(image, content_hash(image))
+
+    def prepare_reference(self, image: Any) -> str:
+        """Encode ``image`` as a reference once and cache its state; returns the content-hash key."""
+        key = content_hash(image)
+        if key not in self.reference_cache:
+            self.reference_cache.put(key, self._reference_state(image, key))
+        return key
+
+    @torch.inference_mode()
+    def query_from_reference(self, state: ReferenceState, text: str) -> QueryEmbeddings:
+        """f_mm, f_img, f_txt ([dim] each) from cached reference states; never runs the ViT."""
+        ids, mask = self.tokenize([text])
+        f_txt = _to_numpy(self._text_features(ids, mask))[0]
+        f_mm = _to_numpy(self._multimodal_from_kv(ids, mask, self.cross_kv(state)))[0]
+        return QueryEmbeddings(f_mm=f_mm, f_img=state.f_img.copy(), f_txt=f_txt)
+
+    def clear_caches(self) -> None:
+        """Forget every cached reference state and cross-attention K/V."""
+        self.reference_cache.clear()
+        self.kv_cache.clear()
+
+
+# ---------------------------------------------------------------------- loading (covr_core/blip_load.py)
+def load_blip_encoder(
+    source: str = DEFAULT_SOURCE,
+    checkpoint: str | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    cache_size: int = 32,
+    **kwargs: Any,
+) -> BlipCoVREncoder:
+    """Load a CoVR BLIP encoder from a hub id / local folder, optionally with a CoVR checkpoint on top.
+
+    See :func:`covr_core.blip_load.load_blip_encoder` (keyword extras: ``compile``, ``name``, ``batch_size``)."""
+    from covr_core import blip_load
+
+    return blip_load.load_blip_encoder(source, checkpoint, device, dtype, cache_size, **kwargs)
+
+
+def make_blip_encoder(model, tokenizer, **kwargs: Any) -> BlipCoVREncoder:
+    """Wrap an in-memory ``BlipForImageTextRetrieval``; see :func:`covr_core.blip_load.make_blip_encoder`."""
+    from covr_core import blip_load
+
+    return blip_load.make_blip_encoder(model, tokenizer, **kwargs)

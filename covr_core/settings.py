@@ -1,0 +1,127 @@
+"""Run-time settings and input limits, with documented defaults and environment overrides.
+
+Every setting has a default and can be overridden with an environment variable; ``load_settings``
+reads them (``load_settings(env={...})`` in tests) and refuses invalid values with a ``ValueError``
+that names the variable, the bad value and what is accepted.
+
+================================  =========  ====================================================
+variable (``Limits`` field)       default    meaning
+================================  =========  ====================================================
+``COVR_MAX_UPLOAD_MB``            50         largest uploaded image or video file, MiB
+``COVR_MAX_IMAGE_PIXELS``         40000000   most pixels (width x height) an image may declare;
+                                             also Pillow's decompression-bomb guard
+``COVR_MAX_IMAGE_SIDE``           12000      longest image side, pixels
+``COVR_MAX_VIDEO_SECONDS``        120        longest video, seconds
+``COVR_MAX_VIDEO_SIDE``           1920       longest video side, pixels
+``COVR_MAX_VIDEO_PIXELS``         2088960    most pixels per video frame (1920x1088: 1080p)
+``COVR_MAX_TEXT_CHARS``           1000       longest modification text, characters
+``COVR_MAX_CONCURRENT_JOBS``      2          queries the app runs at the same time
+``COVR_DATA_DIR`` (``data_dir``)  ./data     folder of galleries, caches and curated examples
+================================  =========  ====================================================
+
+Each ``COVR_MAX_*`` variable sets the ``Limits`` field of the same name in lower case
+(``COVR_MAX_UPLOAD_MB`` -> ``Limits.max_upload_mb``). Integers accept ``_`` separators
+(``40_000_000``); every limit must be positive.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["ENV_VARS", "Limits", "Settings", "load_settings", "describe_settings", "replace_limits"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Limits on user input (see the module docstring for the environment variables)."""
+
+    max_upload_mb: float = 50.0  # largest uploaded file, MiB
+    max_image_pixels: int = 40_000_000  # width * height an image may declare (decompression-bomb guard)
+    max_image_side: int = 12_000  # longest image side, pixels
+    max_video_seconds: float = 120.0  # longest video, seconds
+    max_video_side: int = 1920  # longest video side, pixels
+    max_video_pixels: int = 1920 * 1088  # pixels per video frame (1080p, coded height 1088)
+    max_text_chars: int = 1000  # longest modification text, characters
+    max_concurrent_jobs: int = 2  # queries run at the same time
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """``max_upload_mb`` in bytes."""
+        return int(self.max_upload_mb * 1024 * 1024)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Application settings: the input ``limits`` and the ``data_dir`` folder."""
+
+    limits: Limits = field(default_factory=Limits)
+    data_dir: Path = Path("./data")
+
+
+# variable -> (field, type, description); the field lives on Limits except ``data_dir``.
+ENV_VARS: dict[str, tuple[str, type, str]] = {
+    "COVR_MAX_UPLOAD_MB": ("max_upload_mb", float, "largest uploaded image or video file (MiB)"),
+    "COVR_MAX_IMAGE_PIXELS": ("max_image_pixels", int, "most pixels an image may declare (bomb guard)"),
+    "COVR_MAX_IMAGE_SIDE": ("max_image_side", int, "longest image side (pixels)"),
+    "COVR_MAX_VIDEO_SECONDS": ("max_video_seconds", float, "longest video (seconds)"),
+    "COVR_MAX_VIDEO_SIDE": ("max_video_side", int, "longest video side (pixels)"),
+    "COVR_MAX_VIDEO_PIXELS": ("max_video_pixels", int, "most pixels per video frame"),
+    "COVR_MAX_TEXT_CHARS": ("max_text_chars", int, "longest modification text (characters)"),
+    "COVR_MAX_CONCURRENT_JOBS": ("max_concurrent_jobs", int, "queries run at the same time"),
+    "COVR_DATA_DIR": ("data_dir", Path, "folder of galleries, caches and curated examples"),
+}
+
+
+def _parse(name: str, raw: str, kind: type) -> object:
+    text = raw.strip()
+    if kind is Path:
+        if not text:
+            raise ValueError(f"{name} is empty; set it to a folder path (default ./data)")
+        return Path(text).expanduser()
+    try:
+        value = int(text) if kind is int else float(text)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise ValueError(f"{name}={raw!r} is not valid: expected {what} greater than 0") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise ValueError(f"{name}={raw!r} is not valid: it must be greater than 0 and finite")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build :class:`Settings` from defaults overridden by ``COVR_*`` variables of ``env``.
+
+    ``env`` defaults to ``os.environ``. Unset or empty numeric variables keep their default.
+    Raises ``ValueError`` naming the variable when a value is not a positive number.
+    """
+    env = os.environ if env is None else env
+    limit_values: dict[str, object] = {}
+    data_dir = Settings().data_dir
+    for name, (attr, kind, _desc) in ENV_VARS.items():
+        raw = env.get(name)
+        if raw is None or (kind is not Path and not raw.strip()):
+            continue
+        value = _parse(name, raw, kind)
+        if attr == "data_dir":
+            data_dir = value  # type: ignore[assignment]
+        else:
+            limit_values[attr] = value
+    return Settings(limits=Limits(**limit_values), data_dir=data_dir)  # type: ignore[arg-type]
+
+
+def describe_settings(settings: Settings) -> list[tuple[str, str, str]]:
+    """``(variable, current value, description)`` rows, e.g. for an "About" panel or a log line."""
+    rows = []
+    for name, (attr, _kind, desc) in ENV_VARS.items():
+        value = settings.data_dir if attr == "data_dir" else getattr(settings.limits, attr)
+        rows.append((name, str(value), desc))
+    return rows
+
+
+def replace_limits(settings: Settings, **changes: object) -> Settings:
+    """A copy of ``settings`` with some limits changed (``replace_limits(s, max_video_seconds=5)``)."""
+    return dataclasses.replace(settings, limits=dataclasses.replace(settings.limits, **changes))

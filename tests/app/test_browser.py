@@ -1,0 +1,65 @@
+"""A real headless Chromium drives the page: upload, type, search, see k results; hover the map."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(1800)]
+
+
+@pytest.fixture()
+def page(browser, live_app):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto(live_app.url, wait_until="domcontentloaded")
+    pg.wait_for_selector("#search-btn", timeout=120_000)
+    pg.errors = errors  # type: ignore[attr-defined]
+    yield pg
+    ctx.close()
+
+
+def test_upload_type_search_shows_k_results(page, output_dir):
+    header = page.locator("#covr-header").inner_text()
+    assert "Encoder" in header and os.environ.get("COVR_TEST_ENCODER", "lite") in header
+    page.set_input_files("#ref-image input[type=file]", str(REPO / "assets" / "images" / "apple.jpg"))
+    page.wait_for_selector("#ref-status :text('Reference encoded')", timeout=120_000)
+    page.fill("#mod-text textarea", "make it an orange")
+    page.click("#search-btn")
+    page.wait_for_selector("#search-status :text('results')", timeout=120_000)
+    items = page.locator("#results .thumbnail-item")
+    items.first.wait_for(timeout=60_000)
+    assert items.count() == 12
+    captions = page.locator("#results .caption-label, #results .thumbnail-item").all_inner_texts()
+    assert any(c.strip().startswith("#1 ·") for c in captions), captions[:3]
+    page.screenshot(path=str(output_dir / "browser-search.png"), full_page=True)
+    assert not page.errors, page.errors  # type: ignore[attr-defined]
+
+
+def test_map_hover_shows_a_thumbnail(page, output_dir):
+    page.get_by_role("tab", name="Explore").click()
+    page.get_by_role("tab", name="Map").click()
+    points = page.locator("#covr-map .scatterlayer .point")
+    points.first.wait_for(timeout=120_000)
+    assert points.count() > 10
+    tip = page.locator("#covr-map .covr-map-tip")
+    for i in range(min(points.count(), 8)):  # the first point with a thumbnail (videos may have none)
+        box = points.nth(i).bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.wait_for_timeout(400)
+        if tip.is_visible() and tip.locator("img").count():
+            break
+    assert tip.is_visible()
+    img = tip.locator("img")
+    assert img.count() == 1
+    page.wait_for_function("el => el.complete && el.naturalWidth > 0", arg=img.element_handle(), timeout=30_000)
+    assert tip.locator(".covr-map-caption").inner_text().strip()
+    page.screenshot(path=str(output_dir / "browser-map-hover.png"))
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_selector(":text('Use it as the reference in Search')", timeout=30_000)
+    assert not page.errors, page.errors  # type: ignore[attr-defined]

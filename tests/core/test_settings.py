@@ -1,0 +1,98 @@
+"""Settings: documented defaults, environment overrides and clear errors for invalid values."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+import covr_core.settings as settings_module
+from covr_core.settings import ENV_VARS, Limits, Settings, describe_settings, load_settings, replace_limits
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_defaults():
+    s = load_settings({})
+    assert s == Settings()
+    lim = s.limits
+    assert lim.max_upload_mb == 50 and lim.max_upload_bytes == 50 * 1024 * 1024
+    assert lim.max_image_pixels == 40_000_000 and lim.max_image_side == 12_000
+    assert lim.max_video_seconds == 120 and lim.max_video_side == 1920 and lim.max_video_pixels == 1920 * 1088
+    assert lim.max_text_chars == 1000 and lim.max_concurrent_jobs == 2
+    assert s.data_dir == Path("./data")
+
+
+def test_env_overrides_every_variable(tmp_path):
+    env = {
+        "COVR_MAX_UPLOAD_MB": "12.5",
+        "COVR_MAX_IMAGE_PIXELS": "1_000_000",
+        "COVR_MAX_IMAGE_SIDE": " 4096 ",
+        "COVR_MAX_VIDEO_SECONDS": "30",
+        "COVR_MAX_VIDEO_SIDE": "1280",
+        "COVR_MAX_VIDEO_PIXELS": "921600",
+        "COVR_MAX_TEXT_CHARS": "200",
+        "COVR_MAX_CONCURRENT_JOBS": "4",
+        "COVR_DATA_DIR": str(tmp_path / "d"),
+        "UNRELATED": "x",
+    }
+    assert set(env) - {"UNRELATED"} == set(ENV_VARS)
+    s = load_settings(env)
+    assert s.limits == Limits(12.5, 1_000_000, 4096, 30.0, 1280, 921600, 200, 4)
+    assert s.data_dir == tmp_path / "d"
+    assert isinstance(s.limits.max_image_pixels, int) and isinstance(s.limits.max_upload_mb, float)
+
+
+def test_reads_os_environ_by_default(monkeypatch):
+    monkeypatch.setenv("COVR_MAX_TEXT_CHARS", "77")
+    assert load_settings().limits.max_text_chars == 77
+
+
+def test_empty_numeric_value_keeps_default():
+    assert load_settings({"COVR_MAX_TEXT_CHARS": ""}).limits.max_text_chars == 1000
+
+
+@pytest.mark.parametrize(
+    "name, raw",
+    [
+        ("COVR_MAX_UPLOAD_MB", "abc"),
+        ("COVR_MAX_UPLOAD_MB", "0"),
+        ("COVR_MAX_UPLOAD_MB", "-5"),
+        ("COVR_MAX_UPLOAD_MB", "nan"),
+        ("COVR_MAX_VIDEO_SECONDS", "inf"),
+        ("COVR_MAX_IMAGE_PIXELS", "1.5e6"),
+        ("COVR_MAX_IMAGE_PIXELS", "40M"),
+        ("COVR_MAX_CONCURRENT_JOBS", "0"),
+        ("COVR_MAX_TEXT_CHARS", "-1"),
+        ("COVR_DATA_DIR", "   "),
+    ],
+)
+def test_invalid_values_raise_clear_errors(name, raw):
+    with pytest.raises(ValueError) as err:
+        load_settings({name: raw})
+    msg = str(err.value)
+    assert name in msg
+    assert repr(raw) in msg or "empty" in msg
+
+
+def test_settings_are_frozen():
+    s = load_settings({})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.limits.max_text_chars = 5  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.data_dir = Path("x")  # type: ignore[misc]
+    changed = replace_limits(s, max_video_seconds=5)
+    assert changed.limits.max_video_seconds == 5 and s.limits.max_video_seconds == 120
+
+
+def test_every_setting_is_documented():
+    doc = settings_module.__doc__ or ""
+    readme = (ROOT / "docs" / "readme-parts" / "media.md").read_text()
+    rows = describe_settings(load_settings({}))
+    assert [r[0] for r in rows] == list(ENV_VARS)
+    fields = {f.name for f in dataclasses.fields(Limits)} | {"data_dir"}
+    assert {attr for attr, _, _ in ENV_VARS.values()} == fields
+    for name in ENV_VARS:
+        assert name in doc, f"{name} missing from the settings docstring table"
+        assert name in readme, f"{name} missing from docs/readme-parts/media.md"

@@ -1,0 +1,89 @@
+"""Gallery map (points, query placement, overlays) and the Services/header helpers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from explorer.curation import export_pinned, pinned_table, render_record
+from explorer.maps import load_map_points, map_json, overlays_for, place_by_neighbours
+from explorer.search import search_with_session
+from explorer.services import Session, scan_galleries
+from explorer.spaces import gpu, spaces_available
+
+
+def test_map_points_and_overlays(tiny_gallery):
+    gal, emb = tiny_gallery
+    pts = load_map_points(gal, lambda i: f"/t/{i}.png", colour_by="split")
+    assert list(pts["id"]) == [f"img{i}" for i in range(10)]
+    assert set(pts["group"]) == {"a", "b"} and pts.loc[3, "thumb_url"] == "/t/img3.png"
+    # a query equal to item 4's embedding lands near item 4
+    x, y = place_by_neighbours(pts, gal, emb[4], n=1)
+    assert (x, y) == pytest.approx((4.0, 2.0))
+    ov = overlays_for(pts, (x, y), ["img4", "img1", "missing"], target_id="img1")
+    assert [o["name"] for o in ov] == ["top-k", "target", "query"]
+    assert ov[0]["ids"] == ["img4", "img1"] and ov[1]["x"] == [1.0]
+    fig = map_json(pts, ov, title="t")
+    json.dumps(fig)  # plain JSON for the browser
+    assert [t["name"] for t in fig["data"]] == ["a", "b", "top-k", "target", "query"]
+
+
+def test_map_without_umap_file(tiny_gallery):
+    gal, _ = tiny_gallery
+    (gal.folder / "umap.parquet").unlink()
+    assert load_map_points(gal, str) is None
+    assert "precompute.umap" in map_json(None)["layout"]["title"]["text"]
+
+
+def test_spaces_decorator_is_a_no_op_here():
+    def f(x):
+        return x + 1
+
+    assert not spaces_available()
+    assert gpu(f) is f and gpu(duration=5)(f) is f
+
+
+@pytest.mark.slow
+def test_services_galleries_header_and_thumbs(tiny_services):
+    assert tiny_services.gallery_names() == ["pics"]
+    assert "pics" in scan_galleries(tiny_services.data_dir)
+    h = tiny_services.header_markdown()
+    assert "blip-tiny" in h and tiny_services.info.short_sha in h and "9 items" in h and "`cpu`" in h
+    assert "Lite offline encoder" not in h
+    roots = tiny_services.media_roots()
+    assert tiny_services.data_dir / "galleries" / "pics" in roots and tiny_services.data_dir / "media" in roots
+    assert tiny_services.thumb_url("pics", "p1").endswith("/media/p1.png")
+    assert tiny_services.thumb_url("pics", "clip") == ""  # a video without thumbnail
+    assert "MLP" not in tiny_services.combiners() and "AVG" in tiny_services.combiners()
+    with pytest.raises(KeyError):
+        tiny_services.get_gallery("nope")
+
+
+@pytest.mark.slow
+def test_pin_render_and_export(tiny_services, tmp_path):
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    s = Session(target_id="p2")
+    img = str(tiny_services.item_path("pics", "p2"))
+    out = search_with_session(tiny_services, s, img, None, "keep it", "IMAGE", "pics", 4)
+    rec = tiny_services.curation.add(s.last, Image.open(img))
+    assert pinned_table(tiny_services.curation)[-1][:3] == [rec["id"], "keep it", "IMAGE"]
+    png = render_record(tiny_services, rec, tiny_services.curation.reference_image(rec["id"]), top_n=3)
+    assert png.width > 4 * 224
+    z = export_pinned(tiny_services, [rec["id"]], tmp_path)
+    with zipfile.ZipFile(z) as zf:
+        names = zf.namelist()
+        record = json.loads(zf.read(next(n for n in names if n.endswith("record.json"))))
+        Image.open(io.BytesIO(zf.read(next(n for n in names if n.endswith("figure.png"))))).load()
+    assert [r["id"] for r in record["results"]] == out.ids
+    assert record["target_rank"] == out.target_rank == 1
+    assert record["checkpoint_sha256"] == tiny_services.info.checkpoint_sha256
+    tiny_services.curation.remove(rec["id"])
+    with pytest.raises(ValueError, match="Nothing to export"):
+        export_pinned(tiny_services, None, tmp_path)
+    assert np.isfinite(out.weights).all()

@@ -1,0 +1,179 @@
+"""Start the real app (``python app.py --encoder lite``) as a subprocess for live-server tests and benches.
+
+``start_app(data_dir, env=...)`` launches the server on a free port with its own ``COVR_DATA_DIR`` and
+``GRADIO_TEMP_DIR`` and waits until the page answers; ``LiveApp.stop()`` ends it (SIGTERM, then SIGKILL).
+The first start in a process builds the demo gallery (and the mini benchmarks) in its data folder; later
+starts with an empty data folder copy those built folders from that first one instead of rebuilding,
+so each extra server costs only the encoder load.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = float(os.environ.get("COVR_TEST_START_TIMEOUT", "900"))
+_BUILT_PARTS = ("galleries", "queries", "evaluations")
+_template: dict[str, Path] = {}
+
+
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveApp:
+    """A running app server."""
+
+    proc: subprocess.Popen
+    port: int
+    data_dir: Path
+    temp_dir: Path
+    log_path: Path
+    host: str = "127.0.0.1"
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:50123/``."""
+        return f"http://{self.host}:{self.port}/"
+
+    def client(self):
+        """A fresh ``gradio_client.Client`` (its own session) connected to the server."""
+        from gradio_client import Client
+
+        return Client(self.url, verbose=False, download_files=False)
+
+    def alive(self) -> bool:
+        """True when the process runs and the page answers HTTP 200."""
+        if self.proc.poll() is not None:
+            return False
+        try:
+            return httpx.get(self.url, timeout=30).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def log(self) -> str:
+        """The server's stdout + stderr so far."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM the server (its whole process group), SIGKILL after ``timeout`` seconds."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=timeout)
+
+
+def _seed_data_dir(data_dir: Path) -> None:
+    """Copy the demo gallery and mini benchmarks built by an earlier server into an empty ``data_dir``."""
+    src = _template.get("data")
+    if src is None or any(data_dir.iterdir()):
+        return
+    for part in _BUILT_PARTS:
+        if (src / part).is_dir():
+            shutil.copytree(src / part, data_dir / part)
+
+
+def _remember_template(data_dir: Path) -> None:
+    if "data" in _template:
+        return
+    dest = Path(tempfile.mkdtemp(prefix="covr-live-template-"))
+    atexit.register(shutil.rmtree, dest, True)
+    for part in _BUILT_PARTS:
+        if (data_dir / part).is_dir():
+            shutil.copytree(data_dir / part, dest / part)
+    _template["data"] = dest
+
+
+def start_app(data_dir: str | Path, env: dict[str, str] | None = None, encoder: str = "lite",
+              temp_dir: str | Path | None = None, args: list[str] | None = None,
+              port: int | None = None, timeout: float = START_TIMEOUT_S) -> LiveApp:
+    """Start ``python app.py --encoder <encoder>`` with ``COVR_DATA_DIR=data_dir`` and wait until it serves.
+
+    ``env`` adds or overrides environment variables (limits, ``GRADIO_SERVER_NAME``...).
+    ``GRADIO_TEMP_DIR`` is ``temp_dir`` (default: ``<data_dir>/../gradio-tmp``). Raises
+    ``RuntimeError`` with the server log when it exits or does not answer within ``timeout``.
+    """
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    _seed_data_dir(data_dir)
+    temp_dir = Path(temp_dir) if temp_dir else data_dir.parent / f"{data_dir.name}-gradio-tmp"
+    temp_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    full_env = dict(os.environ)
+    full_env.update({
+        "COVR_DATA_DIR": str(data_dir),
+        "GRADIO_TEMP_DIR": str(temp_dir),
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONUNBUFFERED": "1",
+    })
+    full_env.pop("GRADIO_SERVER_NAME", None)
+    full_env.update(env or {})
+    log_path = data_dir.parent / f"{data_dir.name}-server-{port}.log"
+    fh = log_path.open("wb")
+    proc = subprocess.Popen([sys.executable, "app.py", "--encoder", encoder, *(args or [])], cwd=REPO_ROOT,
+                            env=full_env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    fh.close()
+    host = full_env.get("GRADIO_SERVER_NAME") or "127.0.0.1"
+    app = LiveApp(proc, port, data_dir, temp_dir, log_path, "127.0.0.1" if host == "0.0.0.0" else host, full_env)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app exited with code {proc.returncode}:\n{app.log()[-6000:]}")
+        try:
+            if httpx.get(app.url, timeout=10).status_code == 200:
+                _remember_template(data_dir)
+                return app
+        except httpx.HTTPError:
+            pass
+        time.sleep(1.0)
+    app.stop()
+    raise RuntimeError(f"app did not answer within {timeout:.0f} s:\n{app.log()[-6000:]}")
+
+
+def count_files(folder: str | Path) -> int:
+    """Number of regular files below ``folder`` (0 when it does not exist)."""
+    folder = Path(folder)
+    return sum(1 for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
+
+
+def listening_addresses(pid: int) -> set[tuple[str, int]]:
+    """``(ip, port)`` of every TCP socket in LISTEN state owned by ``pid`` or its children."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    out: set[tuple[str, int]] = set()
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            conns = p.net_connections(kind="tcp")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        out.update((c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN)
+    return out
