@@ -45,7 +45,8 @@ def generate(folder: Path, triplets: int, map_rows: int, map_format: str, seed: 
     rng = np.random.default_rng(seed)
     map_ids = rng.choice(np.arange(1_000_000, 1_000_000 + 4 * map_rows), size=map_rows, replace=False)
     n_videos = max(10, int(triplets / 12.6))
-    vids = rng.choice(map_ids, size=n_videos, replace=False)
+    vid_rows = rng.choice(map_rows, size=min(n_videos, map_rows), replace=False)
+    vids = map_ids[vid_rows].copy()
     vids[: n_videos // 100] += 10 * map_rows  # ~1% of the CSV's videos are absent from the map
     folders = rng.integers(0, 1000, n_videos)
     pths = np.array([f"{f:03d}/{v}" for f, v in zip(folders, vids)], dtype=object)
@@ -61,7 +62,9 @@ def generate(folder: Path, triplets: int, map_rows: int, map_format: str, seed: 
     pacsv.write_csv(table, csv)
     del table
     n_auth = max(1, map_rows // 25)
-    authors = pa.array(rng.integers(0, n_auth, map_rows).astype(str))
+    codes = rng.integers(0, n_auth, map_rows)
+    codes[vid_rows] = n_auth + np.arange(len(vid_rows)) // 30  # neighbouring CSV videos share authors
+    authors = pa.array(codes.astype(str))
     author = pc.binary_join_element_wise('{"accountsId": "', authors, '", "displayName": "user ', authors, '"}', "")
     author = pc.if_else(pa.array(rng.uniform(size=map_rows) < 0.03), pa.scalar(None, pa.string()), author)
     combos = np.array([json.dumps(sorted(set(rng.choice(CATEGORIES, rng.integers(0, 4)).tolist())))

@@ -76,8 +76,23 @@ def _local_folder_ok(path: Path) -> tuple[bool, str]:
     return True, f"local folder {path}"
 
 
+def hf_cache_dir() -> Path:
+    """The Hugging Face hub cache folder, read from the environment now (``HF_HUB_CACHE``,
+    ``HUGGINGFACE_HUB_CACHE``, ``HF_HOME``/hub, ``XDG_CACHE_HOME``/huggingface/hub, ~/.cache/...)."""
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(var):
+            return Path(os.environ[var]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg).expanduser() / "huggingface" / "hub"
+
+
 def blip_in_local_cache(repo_id: str = BLIP_HUB_ID) -> bool:
     """True when config and weights of ``repo_id`` are in the local Hugging Face cache (no network)."""
+    cache_dir = hf_cache_dir()
+    if not cache_dir.is_dir():
+        return False
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:  # pragma: no cover - huggingface_hub comes with transformers
@@ -85,7 +100,7 @@ def blip_in_local_cache(repo_id: str = BLIP_HUB_ID) -> bool:
 
     def cached(name: str) -> bool:
         try:
-            hit = try_to_load_from_cache(repo_id, name)
+            hit = try_to_load_from_cache(repo_id, name, cache_dir=str(cache_dir))
         except Exception:  # noqa: BLE001 - a broken cache is "not cached"
             return False
         return isinstance(hit, str) and os.path.isfile(hit)

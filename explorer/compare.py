@@ -48,15 +48,17 @@ def compare_table(outcomes: dict[str, SearchOutcome]) -> pd.DataFrame:
 
 def run_compare(encoder: Any, gallery: Any, gallery_name: str, image: Image.Image, text: str,
                 combiners: Sequence[str], k: int = 12, mlp: Any = None,
-                target_id: str | None = None) -> CompareOutcome:
-    """Encode once, then combine and search with each combiner."""
+                target_id: str | None = None, exclude_ids: Sequence[str] = ()) -> CompareOutcome:
+    """Encode once, then combine and search with each combiner (``exclude_ids``: hidden items, e.g. the
+    reference itself)."""
     text = validate_text(text)
     if not combiners:
         raise ValueError("no combiner available")
     t0 = time.perf_counter()
     emb = encoder.encode_query(image, text)
-    outcomes = {c: search_embeddings(gallery, gallery_name, emb, text, c, k, mlp=mlp, target_id=target_id)
-                for c in combiners}
+    exclude = list(exclude_ids) if exclude_ids is not None else []
+    outcomes = {c: search_embeddings(gallery, gallery_name, emb, text, c, k, mlp=mlp, target_id=target_id,
+                                     exclude_ids=exclude) for c in combiners}
     return CompareOutcome(outcomes=outcomes, table=compare_table(outcomes),
                           overlap=topk_overlap({c: o.ids for c, o in outcomes.items()}),
                           elapsed_s=time.perf_counter() - t0)

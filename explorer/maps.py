@@ -43,19 +43,17 @@ def load_map_points(gallery: Any, thumb_url: ThumbUrl, colour_by: str = "kind") 
     return pts.reset_index(drop=True)
 
 
-def place_by_neighbours(points: pd.DataFrame, gallery: Any, query: np.ndarray, n: int = 5) -> tuple[float, float]:
-    """Place a query on the map at the score-weighted mean of its ``n`` nearest gallery items' positions."""
-    hits = gallery.search(np.asarray(query, dtype=np.float32).reshape(1, -1), k=n)
-    pos = points.set_index("id")
-    xy, w = [], []
-    for iid, s in zip(hits.ids[0], hits.scores[0]):
-        if str(iid) in pos.index:
-            xy.append(pos.loc[str(iid), ["x", "y"]].to_numpy(dtype=float))
-            w.append(max(float(s), 1e-6))
-    if not xy:
-        return float(points["x"].mean()), float(points["y"].mean())
-    p = np.average(np.stack(xy), axis=0, weights=np.asarray(w))
-    return float(p[0]), float(p[1])
+def place_by_neighbours(points: pd.DataFrame, gallery: Any, query: np.ndarray, n: int = 10) -> tuple[float, float]:
+    """Place a query on the map without refitting: ``precompute.placement.place_points`` (the similarity-weighted
+    mean of the positions of its ``n`` nearest gallery items)."""
+    from precompute.placement import place_points
+
+    ids = gallery.items["id"].astype(str)
+    coords = points.set_index("id").reindex(ids)[["x", "y"]].to_numpy(dtype=float)
+    ok = np.isfinite(coords).all(axis=1)
+    emb = np.asarray(gallery.embeddings, dtype=np.float32)[ok]
+    xy = place_points(np.asarray(query, dtype=np.float32), emb, coords[ok], k=n)[0]
+    return float(xy[0]), float(xy[1])
 
 
 def overlays_for(points: pd.DataFrame, query_xy: tuple[float, float] | None, topk_ids: Sequence[str],

@@ -97,6 +97,13 @@ def sampled_frames(video: str | Path, k: int = 15) -> list[Image.Image]:
     return read_frames(video, sample_frame_indices(info.frame_count, k))
 
 
+def duplicate_ids(gallery: Any, emb: QueryEmbeddings, threshold: float = 0.999, k: int = 5) -> list[str]:
+    """Gallery items that are the reference itself (f_img cosine >= ``threshold``): hidden from results,
+    as CoVR removes the reference from CIRR rankings."""
+    hits = gallery.search(np.asarray(emb.f_img, dtype=np.float32).reshape(1, -1), k=min(k, len(gallery)))
+    return [i for i, s in zip(hits.ids[0], hits.scores[0]) if float(s) >= threshold]
+
+
 def search_embeddings(gallery: Any, gallery_name: str, emb: QueryEmbeddings, text: str, combiner: str, k: int,
                       mlp: Any = None, target_id: str | None = None,
                       exclude_ids: Sequence[str] = ()) -> SearchOutcome:
@@ -241,13 +248,15 @@ def search_with_session(services: Any, session: Any, image: Any, video: Any, tex
     if session.benchmark_key and key != session.benchmark_key:
         session.benchmark = session.query_id = session.target_id = session.benchmark_key = None
     emb = services.encode_query(ref, text)
+    exclude = set(duplicate_ids(gal, emb))
+    if session.reference_id:
+        exclude.add(session.reference_id)
     out = search_embeddings(gal, gallery_name, emb, text, combiner, k, mlp=services.mlp,
-                            target_id=session.target_id, exclude_ids=[session.reference_id]
-                            if session.reference_id and session.benchmark else ())
+                            target_id=session.target_id, exclude_ids=sorted(exclude))
     out.elapsed_s = time.perf_counter() - t0
     session.reference_key = key
     session.last = result_record(out, services.info, services.gallery_hash(gallery_name),
                                  query={"reference": session.reference_label, "benchmark": session.benchmark,
-                                        "query_id": session.query_id})
+                                        "query_id": session.query_id, "excluded_ids": sorted(exclude)})
     session.last_query = [round(float(v), 6) for v in out.query]
     return out

@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
+from covr_core.gallery import GalleryError
 from covr_core.media import MediaError
 from explorer.services import Services
 
@@ -16,7 +17,7 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 #: Expected failures: their message is shown to the user as is.
-USER_ERRORS = (MediaError, ValueError, KeyError, FileNotFoundError)
+USER_ERRORS = (MediaError, GalleryError, ValueError, KeyError, FileNotFoundError)
 
 
 def plotly_js_path() -> Path:
@@ -52,8 +53,11 @@ def build_demo(services: Services) -> gr.Blocks:
     from explorer.ui_explore import build_explore_tab
     from explorer.ui_search import build_search_tab
 
-    gr.set_static_paths([str(plotly_js_path())])
-    with gr.Blocks(title="CoVR Explorer") as demo:
+    # served in place (not copied to Gradio's cache on every result): plotly.js and the gallery media
+    gr.set_static_paths([str(plotly_js_path()), *(str(p) for p in services.media_roots())])
+    from explorer.safety import delete_cache_setting
+
+    with gr.Blocks(title="CoVR Explorer", delete_cache=delete_cache_setting()) as demo:
         session = gr.State(None)
         header = gr.Markdown(services.header_markdown(), elem_id="covr-header")
         with gr.Tabs() as tabs:

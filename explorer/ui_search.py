@@ -11,12 +11,14 @@ import gradio as gr
 from explorer.compare import run_compare
 from explorer.plots import weights_bar_figure
 from explorer.search import (
+    duplicate_ids,
     gallery_value,
     item_reference,
     load_reference,
     outcome_markdown,
     sampled_frames,
     search_with_session,
+    validate_text,
     video_still_path,
 )
 from explorer.services import ASSETS_DIR, Services, Session
@@ -178,8 +180,12 @@ def build_search_tab(services: Services, session: gr.State, header: gr.Markdown)
         s = _session(s)
         gname = gname or services.default_gallery
         ref = load_reference(image, video)
-        res = run_compare(_Enc(services), services.get_gallery(gname), gname, ref, txt, services.combiners(),
-                          int(kk), mlp=services.mlp, target_id=s.target_id)
+        gal = services.get_gallery(gname)
+        exclude = set(duplicate_ids(gal, services.encode_query(ref, validate_text(txt))))
+        if s.reference_id:
+            exclude.add(s.reference_id)
+        res = run_compare(_Enc(services), gal, gname, ref, txt, services.combiners(), int(kk), mlp=services.mlp,
+                          target_id=s.target_id, exclude_ids=sorted(exclude))
         gals = []
         for i in range(MAX_COMPARE):
             names = list(res.outcomes)

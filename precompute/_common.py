@@ -63,10 +63,19 @@ def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter)
 
 
+def encoder_choices() -> list[str]:
+    """``auto`` plus the factory's registry (``blip``, ``lite``)."""
+    try:
+        from covr_core.factory import list_encoders
+    except ImportError:  # factory not importable: the fixed list
+        return list(ENCODER_CHOICES)
+    return ["auto", *list_encoders()]
+
+
 def add_encoder_args(p: argparse.ArgumentParser) -> None:
     """``--encoder --checkpoint --blip-source --device --dtype`` (shared by every job that embeds)."""
     g = p.add_argument_group("encoder")
-    g.add_argument("--encoder", choices=ENCODER_CHOICES, default="auto",
+    g.add_argument("--encoder", choices=encoder_choices(), default="auto",
                    help="blip = BLIP (--blip-source + optional CoVR --checkpoint), lite = offline encoder, "
                         "auto = BLIP when its weights are available locally, else lite")
     g.add_argument("--checkpoint", default=None, help="CoVR .ckpt/.pth/.safetensors applied on top of BLIP")
@@ -139,8 +148,7 @@ def create_job_encoder(encoder: str = "auto", checkpoint: str | None = None, bli
         return load_blip_encoder(blip_source, checkpoint=checkpoint, device=device, dtype=model_dtype)
     from covr_core.factory import create_encoder
 
-    name = "blip-large" if encoder == "blip" else encoder
-    return create_encoder(name, checkpoint=checkpoint, device=device, dtype=model_dtype)
+    return create_encoder(encoder, checkpoint=checkpoint, device=device, dtype=model_dtype)
 
 
 def autocast_context(device: str, dtype: str):

@@ -61,10 +61,16 @@ def video_ids(pth: pd.Series) -> pd.Series:
 
 
 def _csv_ids(csv: Path, chunksize: int) -> np.ndarray:
+    from pyarrow import csv as pacsv
+
     ids: set[str] = set()
-    for chunk in pd.read_csv(csv, usecols=["pth1", "pth2"], dtype=str, chunksize=chunksize, keep_default_na=False):
-        ids.update(video_ids(chunk["pth1"]).unique().tolist())
-        ids.update(video_ids(chunk["pth2"]).unique().tolist())
+    reader = pacsv.open_csv(csv, read_options=pacsv.ReadOptions(block_size=max(1 << 12, chunksize * 300)),
+                            convert_options=pacsv.ConvertOptions(include_columns=["pth1", "pth2"],
+                                                                 column_types={"pth1": pa.string(), "pth2": pa.string()},
+                                                                 strings_can_be_null=False))
+    for batch in reader:
+        for col in ("pth1", "pth2"):
+            ids.update(pd.unique(video_ids(batch.column(col).to_pandas())).tolist())
     return np.array(sorted(ids), dtype=object)
 
 
@@ -127,35 +133,48 @@ def rule_masks(meta: VideoMeta, pth1: pd.Series, pth2: pd.Series) -> dict[str, n
     return {"same-author": same_author, "same-category": same_cat, "same-author-or-category": same_author | same_cat}
 
 
+def _csv_batches(csv: Path, block_bytes: int):
+    """(schema, batches) of a CSV read by Arrow with every column as a string (values kept verbatim)."""
+    from pyarrow import csv as pacsv
+
+    names = pd.read_csv(csv, nrows=0).columns.tolist()
+    reader = pacsv.open_csv(csv, read_options=pacsv.ReadOptions(block_size=block_bytes),
+                            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                                 strings_can_be_null=False))
+    return reader.schema, reader
+
+
 def filter_csv(csv: Path, meta: VideoMeta, out: Path, chunksize: int) -> dict[str, dict[str, int]]:
-    """Write the three rule CSVs for one input CSV; returns Table-4 counts per rule (and ``all``)."""
+    """Write the three rule CSVs for one input CSV; returns Table-4 counts per rule (and ``all``).
+
+    Read and written with Arrow (strings untouched, quoted only where needed); ``chunksize`` rows map to an
+    Arrow block of about ``chunksize * 300`` bytes.
+    """
+    from pyarrow import csv as pacsv
+
     stem = csv.stem
     finals = {r: out / f"{stem}_{r}.csv" for r in RULES}
     tmps = {r: p.with_name(f".{p.name}.tmp-{os.getpid()}") for r, p in finals.items()}
     targets: dict[str, set[str]] = {k: set() for k in ("all", *RULES)}
     queries: dict[str, set[str]] = {k: set() for k in ("all", *RULES)}
     triplets = dict.fromkeys(("all", *RULES), 0)
+    schema, batches = _csv_batches(csv, max(1 << 12, chunksize * 300))
+    opts = pacsv.WriteOptions(quoting_style="needed")
     with contextlib.ExitStack() as stack:
-        fhs = {r: stack.enter_context(open(t, "w", encoding="utf-8", newline="")) for r, t in tmps.items()}
-        first = True
-        reader = pd.read_csv(csv, dtype=str, chunksize=chunksize, keep_default_na=False, na_filter=False)
-        for chunk in reader:
-            masks = {"all": np.ones(len(chunk), dtype=bool), **rule_masks(meta, chunk["pth1"], chunk["pth2"])}
+        writers = {r: stack.enter_context(pacsv.CSVWriter(str(t), schema, write_options=opts)) for r, t in tmps.items()}
+        for batch in batches:
+            p1 = batch.column("pth1").to_pandas()
+            p2 = batch.column("pth2").to_pandas()
+            masks = {"all": np.ones(len(p1), dtype=bool), **rule_masks(meta, p1, p2)}
             for rule, m in masks.items():
                 triplets[rule] += int(m.sum())
-                targets[rule].update(chunk["pth2"].values[m].tolist())
-                queries[rule].update(chunk["pth1"].values[m].tolist())
+                targets[rule].update(pd.unique(p2.values[m]).tolist())
+                queries[rule].update(pd.unique(p1.values[m]).tolist())
                 if rule != "all":
-                    chunk[m].to_csv(fhs[rule], index=False, header=first)
-            first = False
-        if first:  # empty CSV: still write headers
-            header = pd.read_csv(csv, nrows=0).to_csv(index=False)
-            for fh in fhs.values():
-                fh.write(header)
-        for fh in fhs.values():
-            fh.flush()
-            os.fsync(fh.fileno())
+                    writers[rule].write_batch(batch.filter(pa.array(m)))
     for r in RULES:
+        with open(tmps[r], "rb+") as fh:
+            os.fsync(fh.fileno())
         os.replace(tmps[r], finals[r])
     fsync_dir(out)
     return {k: {"target_videos": len(targets[k]), "triplets": triplets[k], "query_videos": len(queries[k])}

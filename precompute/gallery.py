@@ -128,7 +128,7 @@ def run(*, dataset: str, out: str | Path, root: str | None = None, split: str = 
     store.init_plan({"kind": "gallery", "name": name, "dataset_key": key, "encoder": C.encoder_record(info),
                      "encoder_name": info.name, "encoder_sha256": info.checkpoint_sha256,
                      "media_root": str(media_root), "count": len(plan), "index_type": index_type,
-                     "provenance": prov}, plan.drop(columns=["path"]).assign(path=plan["path"]))
+                     "provenance": prov}, plan)
     summary = C.JobSummary(out=str(out))
     mine = C.shard_indices(len(plan), num_shards, shard_id)
     finished = store.finished_rows(include_failed=not retry_failed)

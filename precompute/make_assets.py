@@ -4,8 +4,8 @@ Sources: scikit-image's bundled photos (CC0 / public domain), scikit-learn's two
 (CC-BY 2.0), Debian ``opencv-doc``'s example images and the ``tree.avi`` / ``vtest.avi`` clips
 (Apache-2.0 AND BSD-3-Clause). Photos are cropped/resized (longest side <= 640) and saved as JPEG;
 videos are cut from the clips or made from the photos (pans, zooms, cross-fades) with PyAV as
-H.264 mp4 (<= 480 lines). Also writes ``gallery.csv``, ``ATTRIBUTION.csv``/``.md`` and, with
-``--benchmark``, the hand-written mini benchmark (see ``precompute/_demo_benchmark.py``).
+H.264 mp4 (<= 480 lines). Also writes ``gallery.csv``, ``ATTRIBUTION.csv``/``.md`` and the
+hand-written mini benchmark files (``--only benchmark``; texts in ``precompute/_demo_benchmark.py``).
 
 Set-up (only for rebuilding; the app needs none of this)::
 

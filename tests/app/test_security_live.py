@@ -186,12 +186,18 @@ def test_filedata_with_url_to_server_file_is_refused(app, secret):
     assert "event: complete" not in answer, answer[:500]
 
 
-def test_gradio_client_raw_filedata_is_refused(app, client, secret):
-    """The same through gradio_client with a raw dict that is not uploaded (it names the server path)."""
-    with pytest.raises(Exception) as exc:
-        client.predict({"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}, None, "make it red", "AVG",
-                       None, 5, api_name="/search")
-    assert PASSWD_MARK not in str(exc.value)
+def test_filedata_path_given_as_url_is_refused(app, client, secret):
+    """A FileData whose ``path`` is a URL back to the server's file route fetches nothing forbidden.
+
+    (``gradio_client`` itself uploads any local path it is given, so the attack is sent as raw JSON.)
+    """
+    secret_text = (secret.parent / "secret.txt").read_text()
+    for target in (secret, secret.parent / "secret.txt", Path("/etc/passwd")):
+        data = [{"path": f"{app.url}gradio_api/file={target}", "meta": {"_type": "gradio.FileData"}},
+                None, "make it red", "AVG", None, 5]
+        answer = call_api(app, "search", data)
+        assert "event: complete" not in answer, f"{target} accepted: {answer[:500]}"
+        assert PASSWD_MARK not in answer and secret_text not in answer, answer[:500]
     _g, _p, _s, record, _h = search(client, APPLE)
     assert len(record["results"]) == 5
 

@@ -87,7 +87,8 @@ def test_search_with_video_uses_middle_frame(tiny_services):
     s = Session()
     video = str(tiny_services.item_path("pics", "clip"))
     out = search_with_session(tiny_services, s, None, video, "same scene", "IMAGE", "pics", 3)
-    assert out.hits[0].id == "clip"  # the middle frame is exactly the clip's gallery embedding
+    # the middle frame is exactly the clip's gallery embedding: the reference itself is hidden
+    assert "clip" not in out.ids and s.last["query"]["excluded_ids"] == ["clip"] and len(out.hits) == 3
     still = video_still_path(video, tiny_services.cache_dir)
     assert Image.open(still).size == (80, 48)
     assert item_reference(tiny_services, "pics", "clip") == (still, video)
@@ -115,6 +116,14 @@ def test_reference_is_cached_so_search_costs_only_text(tiny_services):
     assert enc.vision_calls == before
 
 
+def test_duplicate_ids_finds_the_reference_itself(tiny_services):
+    from explorer.search import duplicate_ids
+
+    gal = tiny_services.get_gallery("pics")
+    emb = tiny_services.encode_query(_ref(tiny_services), "x")
+    assert duplicate_ids(gal, emb) == ["p3"]
+
+
 def test_benchmark_context_ends_with_another_reference(tiny_services):
     s = Session(benchmark="b", query_id="1", target_id="p2", reference_id="p1",
                 benchmark_key=tiny_services.prepare_reference(load_reference(str(tiny_services.item_path("pics", "p1")))))
@@ -123,18 +132,19 @@ def test_benchmark_context_ends_with_another_reference(tiny_services):
     assert out.target_id == "p2" and "p1" not in out.ids  # CoVR removes the reference from the results
     out = search_with_session(tiny_services, s, str(tiny_services.item_path("pics", "p5")), None, "x", "IMAGE",
                               "pics", 3)
-    assert out.target_id is None and s.benchmark is None
+    assert out.target_id is None and s.benchmark is None and "p5" not in out.ids
 
 
 def test_compare_runs_every_combiner(tiny_services):
     gal = tiny_services.get_gallery("pics")
     res = run_compare(tiny_services.encoder, gal, "pics", _ref(tiny_services), "make it red",
-                      ["NA", "AVG", "TEXT", "IMAGE"], k=4, target_id="p3")
+                      ["NA", "AVG", "TEXT", "IMAGE"], k=4, target_id="p3", exclude_ids=["p7"])
     assert list(res.outcomes) == ["NA", "AVG", "TEXT", "IMAGE"]
     assert list(res.table["combiner"]) == ["NA", "AVG", "TEXT", "IMAGE"]
     assert res.table.set_index("combiner").loc["IMAGE", "target_rank"] == 1
     assert np.allclose(np.diag(res.overlap.to_numpy()), 1.0)
     assert res.overlap.shape == (4, 4)
+    assert all("p7" not in o.ids for o in res.outcomes.values())
 
 
 def test_topk_overlap():

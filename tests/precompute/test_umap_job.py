@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import subprocess
 import sys
 
@@ -29,9 +31,6 @@ def _clustered_gallery(folder, n_per=12, seed=0):
 
 
 def _queries_folder(folder, emb):
-    import io
-    import json
-
     folder.mkdir(parents=True)
     buf = io.BytesIO()
     np.savez(buf, f_mm=emb[:4], f_img=emb[4:8], f_txt=emb[8:12])
