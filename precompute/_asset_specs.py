@@ -20,6 +20,7 @@ SOURCES: dict[str, str] = {
     "sklearn": "PyPI scikit-learn 1.9.1 (sklearn/datasets/images)",
 }
 SKLEARN_CC_BY = "CC-BY-2.0 (https://creativecommons.org/licenses/by/2.0/)"
+_CHINA_CREDIT = "Some rights reserved by danielbuechele (flickr.com/photos/danielbuechele/6061409035)"
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,8 @@ def _ocv(id_: str, file: str, caption: str, crop=None, notes: str = "") -> Image
 IMAGES: list[ImageSpec] = [
     _ocv("apple", "apple.jpg", "a red apple standing on a table in front of a green background"),
     _ocv("orange", "orange.jpg", "a whole orange (the fruit) in front of a greenish background"),
-    _ocv("fruits", "fruits.jpg", "cut fruit close up: an orange wedge, a lime, a halved lemon and half a kiwi"),
+    _ocv("fruits", "fruits.jpg",
+         "cut fruit close up: an orange wedge, a lime, a halved lemon and half a kiwi"),
     _ocv("orange_wedge", "fruits.jpg", "a juicy wedge of orange, close up", (70, 40, 350, 480),
          "crop of fruits.jpg"),
     _ocv("lime", "fruits.jpg", "a whole green lime next to a cut lemon", (320, 110, 512, 300),
@@ -95,9 +97,11 @@ IMAGES: list[ImageSpec] = [
     ImageSpec("galaxies", "skimage", "hubble_deep_field.jpg",
               "the Hubble eXtreme Deep Field: thousands of distant galaxies on a black sky",
               "public domain (NASA, HubbleSite)"),
-    ImageSpec("rocket", "skimage", "rocket.jpg", "a Falcon 9 rocket on its launch pad at dusk, lit by floodlights",
+    ImageSpec("rocket", "skimage", "rocket.jpg",
+              "a Falcon 9 rocket on its launch pad at dusk, lit by floodlights",
               "public domain (SpaceX photos released into the public domain)"),
-    ImageSpec("clock", "skimage", "clock_motion.png", "black and white photo of a wall clock blurred by camera motion",
+    ImageSpec("clock", "skimage", "clock_motion.png",
+              "black and white photo of a wall clock blurred by camera motion",
               "public domain (released by the photographer Stefan van der Walt)"),
     ImageSpec("retina", "skimage", "retina.jpg", "a medical photograph of a human retina (eye fundus)",
               "CC0 1.0 (Mikael Haggstrom, via Wikimedia Commons)"),
@@ -114,13 +118,15 @@ IMAGES: list[ImageSpec] = [
               "no known copyright restrictions (CMMI)"),
     ImageSpec("pagoda", "sklearn", "china.jpg",
               "a Chinese pagoda temple on a wooded hill beside a lake",
-              SKLEARN_CC_BY, None, "Some rights reserved by danielbuechele (flickr.com/photos/danielbuechele/6061409035)"),
-    ImageSpec("pagoda_roof", "sklearn", "china.jpg", "close-up of the tiered, ornate roofs of a Chinese pagoda",
+              SKLEARN_CC_BY, None, _CHINA_CREDIT),
+    ImageSpec("pagoda_roof", "sklearn", "china.jpg",
+              "close-up of the tiered, ornate roofs of a Chinese pagoda",
               SKLEARN_CC_BY, (60, 20, 360, 320),
-              "crop of china.jpg; Some rights reserved by danielbuechele (flickr.com/photos/danielbuechele/6061409035)"),
+              "crop of china.jpg; " + _CHINA_CREDIT),
     ImageSpec("dahlia", "sklearn", "flower.jpg", "an orange dahlia flower against dark green leaves",
               SKLEARN_CC_BY, None,
-              "sklearn README: 'Some rights reserved by danielbuechele', photo page flickr.com/photos/vultilion/6056698931"),
+              "sklearn README: 'Some rights reserved by danielbuechele', "
+              "photo page flickr.com/photos/vultilion/6056698931"),
 ]
 
 
@@ -149,7 +155,8 @@ VIDEOS: list[VideoSpec] = [
               6.0, ("People", "Urban"), start=50.0, licence=OPENCV_LICENCE, notes="cut of vtest.avi"),
     VideoSpec("tree_window", "clip", ("tree.avi",),
               "a leafy green tree seen through a window while the camera moves",
-              3.3, ("Nature",), licence=OPENCV_LICENCE, notes="first 3.3 s of tree.avi (before a hand enters)"),
+              3.3, ("Nature",), licence=OPENCV_LICENCE,
+              notes="first 3.3 s of tree.avi (before a hand enters)"),
     VideoSpec("pan_pagoda", "pan", ("pagoda",), "a slow pan across a Chinese pagoda temple beside a lake",
               5.0, ("Travel", "Architecture"), box=(0.0, 0.1, 0.6, 0.7)),
     VideoSpec("zoom_dahlia", "zoom_in", ("dahlia",), "a slow zoom into an orange dahlia flower",
@@ -162,7 +169,8 @@ VIDEOS: list[VideoSpec] = [
               5.0, ("Food",), box=(0.0, 0.2, 0.6, 0.8)),
     VideoSpec("pan_old_street", "pan", ("old_street",), "a pan along a cobbled square of old brick houses",
               6.0, ("Travel", "Architecture"), box=(0.0, 0.15, 0.55, 0.85)),
-    VideoSpec("zoom_out_rocket", "zoom_out", ("rocket",), "a slow zoom out from a rocket on its launch pad at dusk",
+    VideoSpec("zoom_out_rocket", "zoom_out", ("rocket",),
+              "a slow zoom out from a rocket on its launch pad at dusk",
               5.0, ("Science", "Space"), box=(0.35, 0.2, 0.6, 0.8)),
     VideoSpec("pan_galaxies", "pan", ("galaxies",), "a pan across a deep sky full of distant galaxies",
               6.0, ("Science", "Space"), box=(0.0, 0.0, 0.5, 0.6)),

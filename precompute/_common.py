@@ -273,8 +273,6 @@ def run_main(parse: Callable[[Sequence[str] | None], argparse.Namespace], job: C
     args = parse(argv)
     setup_logging(getattr(args, "log_level", "INFO"))
     result = job(args)
-    if isinstance(result, JobSummary):
-        log.info("%s", result.line())
-        return 0
-    log.info("%s", json.dumps(result, default=str))
+    if not isinstance(result, JobSummary):  # jobs returning a JobSummary log their own summary line
+        log.info("%s", json.dumps(result, default=str))
     return 0

@@ -94,11 +94,13 @@ WEBVID_TRIPLETS: list[tuple[str, str, str]] = [
 #: CleanVid-style author of each demo video (the source of its pictures) -> accountsId
 _AUTHORS = {
     "opencv": {"accountsId": "opencv-samples", "name": "OpenCV sample data (Debian opencv-doc)"},
-    "skimage-svdw": {"accountsId": "skimage-stefan-van-der-walt", "name": "Stefan van der Walt (scikit-image)"},
+    "skimage-svdw": {"accountsId": "skimage-stefan-van-der-walt",
+                     "name": "Stefan van der Walt (scikit-image)"},
     "skimage-nasa": {"accountsId": "skimage-nasa", "name": "NASA (scikit-image)"},
     "skimage-spacex": {"accountsId": "skimage-spacex", "name": "SpaceX (scikit-image)"},
     "skimage-coffee": {"accountsId": "skimage-rachel-michetti", "name": "Rachel Michetti (scikit-image)"},
-    "sklearn-db": {"accountsId": "sklearn-danielbuechele", "name": "danielbuechele (scikit-learn, CC BY 2.0)"},
+    "sklearn-db": {"accountsId": "sklearn-danielbuechele",
+                   "name": "danielbuechele (scikit-learn, CC BY 2.0)"},
 }
 _VIDEO_AUTHOR = {
     "people_courtyard": "opencv", "people_courtyard_2": "opencv", "tree_window": "opencv",

@@ -122,6 +122,8 @@ def run(*, dataset: str, out: str | Path, root: str | None = None, split: str = 
     info = enc.info
     name = name or f"{dataset}-{split}-{info.name}" if dataset != "demo" else (name or f"demo-{info.name}")
     out = Path(out)
+    if dataset == "demo":  # the demo gallery lives next to the repo's assets: keep it relocatable
+        media_root = Path(os.path.relpath(media_root, out.resolve()))
     store = PartStore(out)
     prov = C.provenance(argv, {"job": "gallery", "dataset": dataset, "dataset_key": key,
                                "checkpoint_file_sha256": C.sha256_file(checkpoint) if checkpoint else ""})

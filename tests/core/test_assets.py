@@ -33,7 +33,8 @@ def attribution() -> list[dict]:
 
 
 def _media_files() -> list[str]:
-    return sorted(str(p.relative_to(ASSETS)) for d in MEDIA_DIRS for p in (ASSETS / d).rglob("*") if p.is_file())
+    files = (p for d in MEDIA_DIRS for p in (ASSETS / d).rglob("*") if p.is_file())
+    return sorted(str(p.relative_to(ASSETS)) for p in files)
 
 
 def test_gallery_table_counts_and_columns(gallery):
@@ -164,7 +165,8 @@ def test_cleanvid_map_covers_the_benchmark_videos():
 
 
 def test_imagenet_class_file_ships_names_and_licences():
-    data = json.loads((Path(__file__).resolve().parents[2] / "covr_core" / "data" / "imagenet_classes.json").read_text())
+    path = Path(__file__).resolve().parents[2] / "covr_core" / "data" / "imagenet_classes.json"
+    data = json.loads(path.read_text())
     classes = data["classes"]
     assert [c["index"] for c in classes] == list(range(1000))
     assert all(c["name"] and c["gloss"] and c["wnid"].startswith("n") for c in classes)

@@ -165,6 +165,12 @@ def test_probe_gives_up_on_a_silent_server(offline_env, monkeypatch):
     assert "could not be reached" in choice.reason or "did not answer" in choice.reason
 
 
+def test_explicit_blip_without_weights_fails_fast_with_advice(offline_env, no_probe):
+    with pytest.raises(RuntimeError, match="HF_HUB_OFFLINE") as err:
+        create_encoder("blip")
+    assert "huggingface-cli download" in str(err.value)
+
+
 def test_checkpoint_needs_blip(offline_env, no_probe):
     with pytest.raises(ValueError, match="needs the blip encoder"):
         create_encoder("lite", checkpoint="covr.ckpt")

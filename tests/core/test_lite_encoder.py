@@ -94,7 +94,8 @@ def test_embeddings_are_normalised_and_f_mm_is_the_sum(enc):
     expected = q.f_img + q.f_txt
     expected /= np.linalg.norm(expected, axis=1, keepdims=True)
     np.testing.assert_allclose(q.f_mm, expected, atol=1e-6)
-    np.testing.assert_allclose(q.f_txt, enc.encode_texts(["make it an orange", "show a dog instead"]), atol=1e-5)
+    texts = enc.encode_texts(["make it an orange", "show a dog instead"])
+    np.testing.assert_allclose(q.f_txt, texts, atol=1e-5)
 
 
 def test_encode_query_reuses_the_cached_reference(enc):
@@ -137,12 +138,13 @@ def test_class_embedding_cache_matches_the_descriptions():
         key, emb = str(npz["key"]), npz["embeddings"]
     descriptions = class_descriptions(load_class_table())
     text_sha = hashlib.sha256(weight_files()[1].read_bytes()).hexdigest()
-    assert key == _class_embedding_key(descriptions, text_sha), "rebuild: python -m precompute.make_assets --classes"
+    rebuild = "rebuild it: python -m precompute.make_assets --classes"
+    assert key == _class_embedding_key(descriptions, text_sha), rebuild
     assert emb.shape == (1000, 384)
 
 
 def test_describe_images_names_what_it_sees(enc):
-    (apple,), (orange,) = enc.describe_images([_load("apple")], k=3), enc.describe_images([_load("orange")], k=3)
+    apple, orange = enc.describe_images([_load("apple"), _load("orange")], k=3)
     assert any("apple" in name.lower() for name, _ in apple)
     assert orange[0][0] == "orange"
     assert all(0.0 <= p <= 1.0 for _, p in apple)
@@ -159,7 +161,7 @@ def test_text_to_image_top3_quality_floor(enc, image_gallery):
         else:
             misses.append((query, top3))
     assert hits >= 10, f"only {hits}/{len(TEXT_QUERIES)} text queries hit the top 3; misses: {misses}"
-    assert hits >= len(TEXT_QUERIES) - 6, misses  # measured: 21 of 23 at the time of writing
+    assert hits >= len(TEXT_QUERIES) - 6, misses  # measured: 22 of 23 at the time of writing
 
 
 def _composed_ranks(enc, ids, gallery, triplets):
@@ -181,7 +183,7 @@ def test_composed_queries_from_the_mini_benchmark_top5(enc, image_gallery):
     ranks = _composed_ranks(enc, ids, gallery, triplets)
     top5 = sum(r < 5 for r in ranks)
     assert top5 >= 5, f"only {top5}/{len(ranks)} composed queries rank their target in the top 5"
-    assert top5 >= len(ranks) // 2, ranks
+    assert top5 >= len(ranks) // 2, ranks  # measured: 40 of 46 at the time of writing
 
 
 def test_apple_plus_make_it_an_orange_finds_the_orange(enc, image_gallery):

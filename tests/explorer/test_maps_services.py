@@ -87,3 +87,26 @@ def test_pin_render_and_export(tiny_services, tmp_path):
     with pytest.raises(ValueError, match="Nothing to export"):
         export_pinned(tiny_services, None, tmp_path)
     assert np.isfinite(out.weights).all()
+
+
+@pytest.mark.slow
+def test_open_benchmark_query_through_services(tiny_services):
+    import pandas as pd
+
+    from explorer.browse import open_query
+
+    out = tiny_services.data_dir / "evaluations" / "mini-pics"
+    out.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"query_id": ["7"], "combiner": ["AVG"], "reference": ["p1"], "target": ["p2"], "rank": [2],
+                  "top_ids": [["p4", "p2", "missing"]], "top_scores": [np.array([0.9, 0.8, 0.1], np.float32)],
+                  "w_mm": [1 / 3], "w_img": [1 / 3], "w_txt": [1 / 3]}).to_parquet(out / "per_query.parquet")
+    (out / "metrics.json").write_text(json.dumps({"info": {"gallery": str(tiny_services.data_dir / "galleries" /
+                                                                           "pics")}}))
+    assert "mini-pics" in tiny_services.benchmark_names()
+    bench = tiny_services.get_benchmark("mini-pics")
+    assert tiny_services.gallery_for_benchmark(bench) == "pics"
+    v = open_query(tiny_services, "mini-pics", "7", "NOPE")  # unknown combiner -> the first one
+    assert v.detail["combiner"] == "AVG" and v.gallery == "pics"
+    assert v.reference_path.endswith("p1.png") and v.target_path.endswith("p2.png")
+    assert [c for _, c in v.results] == ["#1 · 0.900 · p4", "#2 · 0.800 · p2 · ✔ target"]
+    assert "rank of the target: **2**" in v.markdown()

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 KILL_POINTS = [
     pytest.param({"COVR_PRECOMPUTE_KILL_AFTER": "1"}, id="first-batch-nothing-flushed"),
     pytest.param({"COVR_PRECOMPUTE_KILL_AFTER": "6"}, id="mid-run-one-part-plus-buffer"),
-    pytest.param({"COVR_PRECOMPUTE_KILL_AT": "finalize"}, id="all-parts-before-gallery-save"),
+    pytest.param({"COVR_PRECOMPUTE_KILL_AT": "finalize"}, id="all-parts-before-final-write"),
 ]
 
 
