@@ -25,14 +25,35 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 IMAGE = REPO / "assets" / "images" / "apple.jpg"
-TEXTS = ["make it an orange", "make it green", "show two of them", "on a white plate", "cut in half",
-         "in a basket", "make it red", "a smaller one", "with leaves", "seen from above"]
+TEXTS = [
+    "make it an orange",
+    "make it green",
+    "show two of them",
+    "on a white plate",
+    "cut in half",
+    "in a basket",
+    "make it red",
+    "a smaller one",
+    "with leaves",
+    "seen from above",
+]
 
 
 def emit(case: str, encoder: str, **values) -> None:
     """One JSON line on stdout."""
-    print(json.dumps({"bench": "app", "case": case, "encoder": encoder, "cpu": platform.processor() or
-                      platform.machine(), "cores": os.cpu_count(), **values}), flush=True)
+    print(
+        json.dumps(
+            {
+                "bench": "app",
+                "case": case,
+                "encoder": encoder,
+                "cpu": platform.processor() or platform.machine(),
+                "cores": os.cpu_count(),
+                **values,
+            }
+        ),
+        flush=True,
+    )
 
 
 def _port() -> int:
@@ -41,15 +62,28 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def start(data: Path, encoder: str, env_extra: dict, timeout: float = 1800) -> tuple[subprocess.Popen, str, float]:
+def start(
+    data: Path, encoder: str, env_extra: dict, timeout: float = 1800
+) -> tuple[subprocess.Popen, str, float]:
     """Start app.py; returns (process, url, seconds until the page answered)."""
     port = _port()
-    env = {**os.environ, "COVR_DATA_DIR": str(data), "GRADIO_SERVER_PORT": str(port), "HF_HUB_OFFLINE": "1",
-           "GRADIO_ANALYTICS_ENABLED": "False", **env_extra}
+    env = {
+        **os.environ,
+        "COVR_DATA_DIR": str(data),
+        "GRADIO_SERVER_PORT": str(port),
+        "HF_HUB_OFFLINE": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        **env_extra,
+    }
     log = open(data / f"server-{port}.log", "w")
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "app.py", "--encoder", encoder], cwd=REPO, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "app.py", "--encoder", encoder],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}/"
     while time.perf_counter() - t0 < timeout:
         if proc.poll() is not None:
@@ -77,8 +111,9 @@ def bench_search(url: str, encoder: str, repeats: int) -> None:
     from gradio_client import Client, handle_file
 
     c = Client(url, verbose=False)
-    gallery = c.view_api(return_format="dict", print_info=False)["named_endpoints"]["/search"]["parameters"][4][
-        "parameter_default"]
+    gallery = c.view_api(return_format="dict", print_info=False)["named_endpoints"]["/search"]["parameters"][
+        4
+    ]["parameter_default"]
     img = handle_file(str(IMAGE))
     t0 = time.perf_counter()
     c.predict(img, None, api_name="/encode_reference")
@@ -89,9 +124,15 @@ def bench_search(url: str, encoder: str, repeats: int) -> None:
         out = c.predict(img, None, TEXTS[i % len(TEXTS)], "AVG", gallery, 12, api_name="/search")
         times.append(time.perf_counter() - t0)
         server.append(float(out[2].split(" in ")[1].split(" ms")[0]) / 1000)
-    emit("search_roundtrip_prepared", encoder, repeats=repeats, median_s=round(statistics.median(times), 4),
-         max_s=round(max(times), 4), server_median_s=round(statistics.median(server), 4),
-         note="HTTP round trip via gradio_client incl. upload of the reference file; server_* = encode+search")
+    emit(
+        "search_roundtrip_prepared",
+        encoder,
+        repeats=repeats,
+        median_s=round(statistics.median(times), 4),
+        max_s=round(max(times), 4),
+        server_median_s=round(statistics.median(server), 4),
+        note="HTTP round trip via gradio_client incl. upload of the reference file; server_* = encode+search",
+    )
 
 
 def bench_page(url: str, encoder: str) -> None:
@@ -103,10 +144,17 @@ def bench_page(url: str, encoder: str) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu",
-                                                              "--disable-background-networking",
-                                                              "--disable-component-update", "--disable-sync",
-                                                              "--no-first-run"])
+        b = p.chromium.launch(
+            executable_path=chromium,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         for attempt in ("first", "second"):
             pg = b.new_page()
             t0 = time.perf_counter()
@@ -114,8 +162,13 @@ def bench_page(url: str, encoder: str) -> None:
             pg.wait_for_selector("#search-btn", timeout=120_000)
             t_ui = time.perf_counter() - t0
             pg.wait_for_selector("#covr-map .scatterlayer .point", state="attached", timeout=120_000)
-            emit("page_load", encoder, visit=attempt, interactive_s=round(t_ui, 3),
-                 map_drawn_s=round(time.perf_counter() - t0, 3))
+            emit(
+                "page_load",
+                encoder,
+                visit=attempt,
+                interactive_s=round(t_ui, 3),
+                map_drawn_s=round(time.perf_counter() - t0, 3),
+            )
             pg.close()
         b.close()
 

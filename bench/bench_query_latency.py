@@ -77,7 +77,11 @@ def timed(fn, repeats: int, warmup: int) -> list[float]:
     return out
 
 
-def run_config(size: str, dtype: str, compile_: bool, repeats: int, warmup: int) -> list[dict]:
+CASES = ("image_embedding", "text_only", "multimodal_cached_states", "text_edit_cached", "full_query")
+
+
+def run_config(size: str, dtype: str, compile_: bool, repeats: int, warmup: int,
+               only: tuple[str, ...] = CASES) -> list[dict]:
     """All cases for one (dtype, compile) setting; returns the JSON records."""
     build_start = time.perf_counter()
     enc = make_blip_encoder(random_model(size), build_blip_tokenizer(), name=f"blip-{size}-random", dtype=dtype,
@@ -112,6 +116,8 @@ def run_config(size: str, dtype: str, compile_: bool, repeats: int, warmup: int)
     }
     records = []
     for case, fn in cases.items():
+        if case not in only:
+            continue
         compile_start = time.perf_counter()
         times = timed(fn, repeats, warmup)
         rec = {
@@ -143,6 +149,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--compile", action="store_true", help="also time bfloat16 with torch.compile")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per case (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=2, help="untimed runs per case (default: %(default)s)")
+    p.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES,
+                   help="cases to time (default: all)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     return p.parse_args(argv)
 
@@ -158,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.append(("bfloat16", True))
     for dtype, comp in settings:
         try:
-            run_config(args.size, dtype, comp, args.repeats, args.warmup)
+            run_config(args.size, dtype, comp, args.repeats, args.warmup, tuple(args.cases))
         except Exception as exc:  # noqa: BLE001 (report and go on with the next setting)
             print(json.dumps({"case": "error", "dtype": dtype, "compile": comp, "error": repr(exc)[:300]}), flush=True)
     return 0

@@ -1,4 +1,4 @@
-"""Benchmark browser: evaluation folders (``per_query.parquet`` from ``precompute.evaluate``), filters, deep links.
+"""Benchmark browser: evaluation runs (``per_query.parquet`` of ``precompute.evaluate``), filters, deep links.
 
 An evaluation folder holds ``per_query.parquet`` (``query_id, combiner, reference, target, rank, top_ids,
 top_scores, w_mm, w_img, w_txt``) and ``metrics.json`` (``info.queries``: the queries folder whose
@@ -99,16 +99,28 @@ def wide_table(bench: Benchmark, combiner: str, k: int = 10) -> pd.DataFrame:
     return out.drop(columns=["rank"]).reset_index(drop=True)
 
 
-def filter_queries(table: pd.DataFrame, text: str = "", outcome: str = "all", disagreement: bool = False,
-                   limit: int | None = None) -> pd.DataFrame:
+def filter_queries(
+    table: pd.DataFrame,
+    text: str = "",
+    outcome: str = "all",
+    disagreement: bool = False,
+    limit: int | None = None,
+) -> pd.DataFrame:
     """Filter the wide table by text (caption, ids; case-insensitive), success/failure at k, disagreement."""
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {OUTCOMES}")
     mask = np.ones(len(table), dtype=bool)
     text = (text or "").strip().lower()
     if text:
-        hay = (table["caption"].astype(str) + " " + table["query_id"].astype(str) + " "
-               + table["reference"].astype(str) + " " + table["target"].astype(str)).str.lower()
+        hay = (
+            table["caption"].astype(str)
+            + " "
+            + table["query_id"].astype(str)
+            + " "
+            + table["reference"].astype(str)
+            + " "
+            + table["target"].astype(str)
+        ).str.lower()
         mask &= hay.str.contains(text, regex=False).to_numpy()
     if outcome == "success":
         mask &= table["success"].to_numpy(dtype=bool)
@@ -121,17 +133,24 @@ def filter_queries(table: pd.DataFrame, text: str = "", outcome: str = "all", di
 
 
 def query_detail(bench: Benchmark, query_id: str, combiner: str) -> dict[str, Any]:
-    """Everything about one query for one combiner: reference, caption, target, rank, top ids/scores, weights."""
+    """One query for one combiner: reference, caption, target, rank, top ids/scores, weights."""
     pq = bench.per_query
     rows = pq[(pq["query_id"] == str(query_id)) & (pq["combiner"] == combiner)]
     if rows.empty:
         raise KeyError(f"query {query_id!r} not found in {bench.name} for {combiner}")
     r = rows.iloc[0]
-    return {"benchmark": bench.name, "query_id": str(query_id), "combiner": combiner,
-            "caption": bench.captions.get(str(query_id), ""), "reference": str(r["reference"]),
-            "target": str(r["target"]) if str(r["target"]) else None, "rank": int(r["rank"]),
-            "top_ids": [str(i) for i in r["top_ids"]], "top_scores": [float(s) for s in r["top_scores"]],
-            "weights": [float(r[w]) for w in WEIGHT_NAMES]}
+    return {
+        "benchmark": bench.name,
+        "query_id": str(query_id),
+        "combiner": combiner,
+        "caption": bench.captions.get(str(query_id), ""),
+        "reference": str(r["reference"]),
+        "target": str(r["target"]) if str(r["target"]) else None,
+        "rank": int(r["rank"]),
+        "top_ids": [str(i) for i in r["top_ids"]],
+        "top_scores": [float(s) for s in r["top_scores"]],
+        "weights": [float(r[w]) for w in WEIGHT_NAMES],
+    }
 
 
 def make_deep_link(base_url: str, benchmark: str, query_id: str, combiner: str | None = None) -> str:
@@ -169,9 +188,12 @@ class QueryView:
         w = d["weights"]
         rank = d["rank"]
         rank_txt = f"rank of the target: **{rank}**" if rank and rank > 0 else "no labelled target"
-        return (f"**{d['benchmark']} · query {d['query_id']}** ({d['combiner']}: w_mm {w[0]:.2f}, w_img {w[1]:.2f}, "
-                f"w_txt {w[2]:.2f})\n\nreference `{d['reference']}` → *“{d['caption']}”* → target "
-                f"`{d['target']}` · {rank_txt}")
+        return (
+            f"**{d['benchmark']} · query {d['query_id']}** ({d['combiner']}: "
+            f"w_mm {w[0]:.2f}, w_img {w[1]:.2f}, "
+            f"w_txt {w[2]:.2f})\n\nreference `{d['reference']}` → *“{d['caption']}”* → target "
+            f"`{d['target']}` · {rank_txt}"
+        )
 
 
 def open_query(services: Any, bench_name: str, query_id: str, combiner: str | None = None) -> QueryView:
@@ -204,5 +226,6 @@ def open_query(services: Any, bench_name: str, query_id: str, combiner: str | No
         if is_t and not is_video_path(p):
             p = outlined_copy(p, services.cache_dir / "outlined")
         results.append((p, f"#{r} · {s:.3f} · {iid}" + (" · ✔ target" if is_t else "")))
-    return QueryView(detail=d, gallery=gname, reference_path=ref, target_path=path_of(d["target"]),
-                     results=results)
+    return QueryView(
+        detail=d, gallery=gname, reference_path=ref, target_path=path_of(d["target"]), results=results
+    )

@@ -39,16 +39,31 @@ def compare_table(outcomes: dict[str, SearchOutcome]) -> pd.DataFrame:
     """One row per combiner: its weights, the target's rank (if known) and its top-1 id."""
     rows = []
     for name, o in outcomes.items():
-        rows.append({"combiner": name, "w_mm": round(float(o.weights[0]), 3), "w_img": round(float(o.weights[1]), 3),
-                     "w_txt": round(float(o.weights[2]), 3),
-                     "target_rank": o.target_rank if o.target_rank is not None else "",
-                     "top1": o.hits[0].id if o.hits else ""})
+        rows.append(
+            {
+                "combiner": name,
+                "w_mm": round(float(o.weights[0]), 3),
+                "w_img": round(float(o.weights[1]), 3),
+                "w_txt": round(float(o.weights[2]), 3),
+                "target_rank": o.target_rank if o.target_rank is not None else "",
+                "top1": o.hits[0].id if o.hits else "",
+            }
+        )
     return pd.DataFrame(rows, columns=["combiner", "w_mm", "w_img", "w_txt", "target_rank", "top1"])
 
 
-def run_compare(encoder: Any, gallery: Any, gallery_name: str, image: Image.Image, text: str,
-                combiners: Sequence[str], k: int = 12, mlp: Any = None,
-                target_id: str | None = None, exclude_ids: Sequence[str] = ()) -> CompareOutcome:
+def run_compare(
+    encoder: Any,
+    gallery: Any,
+    gallery_name: str,
+    image: Image.Image,
+    text: str,
+    combiners: Sequence[str],
+    k: int = 12,
+    mlp: Any = None,
+    target_id: str | None = None,
+    exclude_ids: Sequence[str] = (),
+) -> CompareOutcome:
     """Encode once, then combine and search with each combiner (``exclude_ids``: hidden items, e.g. the
     reference itself)."""
     text = validate_text(text)
@@ -57,8 +72,15 @@ def run_compare(encoder: Any, gallery: Any, gallery_name: str, image: Image.Imag
     t0 = time.perf_counter()
     emb = encoder.encode_query(image, text)
     exclude = list(exclude_ids) if exclude_ids is not None else []
-    outcomes = {c: search_embeddings(gallery, gallery_name, emb, text, c, k, mlp=mlp, target_id=target_id,
-                                     exclude_ids=exclude) for c in combiners}
-    return CompareOutcome(outcomes=outcomes, table=compare_table(outcomes),
-                          overlap=topk_overlap({c: o.ids for c, o in outcomes.items()}),
-                          elapsed_s=time.perf_counter() - t0)
+    outcomes = {
+        c: search_embeddings(
+            gallery, gallery_name, emb, text, c, k, mlp=mlp, target_id=target_id, exclude_ids=exclude
+        )
+        for c in combiners
+    }
+    return CompareOutcome(
+        outcomes=outcomes,
+        table=compare_table(outcomes),
+        overlap=topk_overlap({c: o.ids for c, o in outcomes.items()}),
+        elapsed_s=time.perf_counter() - t0,
+    )

@@ -46,7 +46,9 @@ class CurationStore:
                 ref.save(buf, format="PNG")
                 atomic_write_bytes(self.folder / f"{rec['id']}.png", buf.getvalue())
                 rec["reference_file"] = f"{rec['id']}.png"
-            atomic_write_bytes(self.folder / f"{rec['id']}.json", json.dumps(rec, indent=2, default=str).encode())
+            atomic_write_bytes(
+                self.folder / f"{rec['id']}.json", json.dumps(rec, indent=2, default=str).encode()
+            )
         log.info("pinned example %s", rec["id"])
         return rec
 
@@ -92,8 +94,9 @@ def item_image(services: Any, gallery_name: str, item_id: str) -> Image.Image:
     return middle_frame(path) if is_video_path(path) else load_image(path)
 
 
-def render_record(services: Any, record: dict[str, Any], reference: Image.Image | None,
-                  top_n: int = 5) -> Image.Image:
+def render_record(
+    services: Any, record: dict[str, Any], reference: Image.Image | None, top_n: int = 5
+) -> Image.Image:
     """The report PNG of a pinned record: reference -> text -> top ``top_n`` results (target outlined)."""
     from explorer.export import ResultTile, render_example_png
 
@@ -104,12 +107,19 @@ def render_record(services: Any, record: dict[str, Any], reference: Image.Image 
         except (KeyError, ValueError, OSError) as exc:
             log.warning("result %s not renderable: %s", r.get("id"), exc)
             img = Image.new("RGB", (224, 224), (220, 220, 220))
-        tiles.append(ResultTile(img, f"#{r['rank']} · {float(r['score']):.3f} · {r['id']}", bool(r.get("is_target"))))
+        tiles.append(
+            ResultTile(img, f"#{r['rank']} · {float(r['score']):.3f} · {r['id']}", bool(r.get("is_target")))
+        )
     ref = reference if reference is not None else Image.new("RGB", (224, 224), (220, 220, 220))
     title = f"{record.get('combiner')} · {record.get('encoder')} · {record.get('gallery')}"
     q = record.get("query") or {}
-    return render_example_png(ref, str(record.get("text", "")), tiles, title=title,
-                              reference_caption=str(q.get("reference") or "reference"))
+    return render_example_png(
+        ref,
+        str(record.get("text", "")),
+        tiles,
+        title=title,
+        reference_caption=str(q.get("reference") or "reference"),
+    )
 
 
 def export_pinned(services: Any, example_ids: list[str] | None, out_dir: str | Path) -> Path:
@@ -121,7 +131,11 @@ def export_pinned(services: Any, example_ids: list[str] | None, out_dir: str | P
     if not records:
         raise ValueError("Nothing to export: pin an example in the Search tab first.")
     entries = [(rec, render_record(services, rec, store.reference_image(rec["id"]))) for rec in records]
-    name = "covr-examples-" + (records[0]["id"] if len(records) == 1 else time.strftime("%Y%m%d-%H%M%S")) + ".zip"
+    name = (
+        "covr-examples-"
+        + (records[0]["id"] if len(records) == 1 else time.strftime("%Y%m%d-%H%M%S"))
+        + ".zip"
+    )
     return write_export_zip(entries, Path(out_dir) / name)
 
 
@@ -130,6 +144,14 @@ def pinned_table(store: CurationStore) -> list[list[Any]]:
     rows = []
     for r in store.list():
         top1 = r.get("results", [{}])[0].get("id", "") if r.get("results") else ""
-        rows.append([r["id"], r.get("text", ""), r.get("combiner", ""), r.get("target_rank") or "", top1,
-                     r.get("gallery", "")])
+        rows.append(
+            [
+                r["id"],
+                r.get("text", ""),
+                r.get("combiner", ""),
+                r.get("target_rank") or "",
+                top1,
+                r.get("gallery", ""),
+            ]
+        )
     return rows

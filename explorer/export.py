@@ -18,8 +18,18 @@ TILE = 224
 PAD = 16
 ARROW_W = 200
 
-_LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 @dataclass
@@ -69,9 +79,14 @@ def _wrap(text: str, font: Any, width: int, draw: ImageDraw.ImageDraw, max_lines
     return lines
 
 
-def render_example_png(reference: Image.Image, text: str, results: Sequence[ResultTile],
-                       title: str = "", reference_caption: str = "reference") -> Image.Image:
-    """Draw reference -> arrow labelled with the modification text -> results (the target outlined in green)."""
+def render_example_png(
+    reference: Image.Image,
+    text: str,
+    results: Sequence[ResultTile],
+    title: str = "",
+    reference_caption: str = "reference",
+) -> Image.Image:
+    """Draw reference -> arrow labelled with the text -> results (the target outlined in green)."""
     font, small = _font(17), _font(14)
     n = len(results)
     width = PAD + TILE + ARROW_W + n * (TILE + PAD) + PAD
@@ -97,8 +112,12 @@ def render_example_png(reference: Image.Image, text: str, results: Sequence[Resu
         img.paste(_fit(tile.image), (x, top))
         if tile.is_target:
             draw.rectangle([x - 4, top - 4, x + TILE + 3, top + TILE + 3], outline=TARGET_COLOUR, width=6)
-        draw.text((x, top + TILE + 8), tile.caption[:32], fill=TARGET_COLOUR if tile.is_target else (60, 60, 60),
-                  font=small)
+        draw.text(
+            (x, top + TILE + 8),
+            tile.caption[:32],
+            fill=TARGET_COLOUR if tile.is_target else (60, 60, 60),
+            font=small,
+        )
         x += TILE + PAD
     return img
 
@@ -119,25 +138,35 @@ def example_snippets(record: dict[str, Any], png_name: str) -> tuple[str, str]:
     w = record.get("weights") or {}
     wtxt = ", ".join(f"{k}={float(v):.2f}" for k, v in w.items())
     rank = record.get("target_rank")
-    rank_txt = f"target at rank {rank}" if rank else "target unknown" if not record.get("target_id") else \
-        "target not in the shown results"
+    rank_txt = (
+        f"target at rank {rank}"
+        if rank
+        else "target unknown"
+        if not record.get("target_id")
+        else "target not in the shown results"
+    )
     sha = (record.get("checkpoint_sha256") or "unknown")[:10]
-    md = (f"![{record.get('text', '')}]({png_name})\n\n"
-          f"*Reference → “{record.get('text', '')}” → top results with {record.get('combiner')} "
-          f"({wtxt}); {rank_txt}. Encoder {record.get('encoder')} ({sha}), gallery {record.get('gallery')}.*\n")
+    md = (
+        f"![{record.get('text', '')}]({png_name})\n\n"
+        f"*Reference → “{record.get('text', '')}” → top results with {record.get('combiner')} "
+        f"({wtxt}); {rank_txt}. Encoder {record.get('encoder')} ({sha}), gallery {record.get('gallery')}.*\n"
+    )
     label = slugify(str(record.get("id", "example")))
-    tex = ("\\begin{figure}[t]\n  \\centering\n"
-           f"  \\includegraphics[width=\\linewidth]{{{png_name}}}\n"
-           f"  \\caption{{Reference $\\rightarrow$ ``{latex_escape(str(record.get('text', '')))}'' $\\rightarrow$ "
-           f"top results with {latex_escape(str(record.get('combiner')))} ({latex_escape(wtxt)}); "
-           f"{latex_escape(rank_txt)}. Encoder {latex_escape(str(record.get('encoder')))} "
-           f"({latex_escape(sha)}).}}\n"
-           f"  \\label{{fig:{label}}}\n\\end{{figure}}\n")
+    tex = (
+        "\\begin{figure}[t]\n  \\centering\n"
+        f"  \\includegraphics[width=\\linewidth]{{{png_name}}}\n"
+        f"  \\caption{{Reference $\\rightarrow$ "
+        f"``{latex_escape(str(record.get('text', '')))}'' $\\rightarrow$ "
+        f"top results with {latex_escape(str(record.get('combiner')))} ({latex_escape(wtxt)}); "
+        f"{latex_escape(rank_txt)}. Encoder {latex_escape(str(record.get('encoder')))} "
+        f"({latex_escape(sha)}).}}\n"
+        f"  \\label{{fig:{label}}}\n\\end{{figure}}\n"
+    )
     return md, tex
 
 
 def write_export_zip(entries: Sequence[tuple[dict[str, Any], Image.Image]], out_path: str | Path) -> Path:
-    """Write a ZIP with, per example, ``<n>-<slug>/figure.png``, ``record.json``, ``snippet.md``, ``snippet.tex``."""
+    """Write a ZIP holding, per example, ``<n>-<slug>/`` with figure.png, record.json, snippet.md/.tex."""
     if not entries:
         raise ValueError("nothing to export: pin at least one example")
     out_path = Path(out_path)

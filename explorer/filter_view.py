@@ -50,16 +50,26 @@ def ensure_demo_filter(data_dir: str | Path) -> Path | None:
 
 
 def stats_table(stats: dict[str, Any]) -> pd.DataFrame:
-    """``stats.json``'s ``stats`` block as the study's Table 4 (dataset, target videos, triplets, query videos)."""
-    labels = {"all": "WebVid-CoVR ({})", "same-author": "same author", "same-category": "same category",
-              "same-author-or-category": 'same author or category ("F")'}
+    """``stats.json``'s ``stats`` as the study's Table 4 (dataset, target videos, triplets, query videos)."""
+    labels = {
+        "all": "WebVid-CoVR ({})",
+        "same-author": "same author",
+        "same-category": "same category",
+        "same-author-or-category": 'same author or category ("F")',
+    }
     rows = []
     for name, per in stats.items():
         for rule, label in labels.items():
             if rule in per:
                 s = per[rule]
-                rows.append({"dataset": label.format(name), "target videos": s["target_videos"],
-                             "triplets": s["triplets"], "query videos": s["query_videos"]})
+                rows.append(
+                    {
+                        "dataset": label.format(name),
+                        "target videos": s["target_videos"],
+                        "triplets": s["triplets"],
+                        "query videos": s["query_videos"],
+                    }
+                )
     return pd.DataFrame(rows, columns=["dataset", "target videos", "triplets", "query videos"])
 
 
@@ -88,15 +98,24 @@ def load_filter_report(data_dir: str | Path, n_examples: int = 2) -> FilterRepor
         either = _read(folder / f"{stem}_same-author-or-category.csv")
         examples["same author"] = author.head(n_examples)
         if not category.empty:
-            examples["same category"] = category[~category["pth1"].add("|").add(category["pth2"]).isin(
-                author["pth1"].add("|").add(author["pth2"]))].head(n_examples)
+            examples["same category"] = category[
+                ~category["pth1"]
+                .add("|")
+                .add(category["pth2"])
+                .isin(author["pth1"].add("|").add(author["pth2"]))
+            ].head(n_examples)
         original = DEMO_CSV if DEMO_CSV.stem == stem else None
         if original is not None and original.exists():
             allrows = _read(original)
             key = allrows["pth1"] + "|" + allrows["pth2"]
             examples["neither"] = allrows[~key.isin(either["pth1"] + "|" + either["pth2"])].head(n_examples)
-    return FilterReport(folder=folder, table=stats_table(record.get("stats", {})), markdown=md,
-                        examples=examples, video_roots=[ASSETS_DIR, Path(data_dir) / "webvid"])
+    return FilterReport(
+        folder=folder,
+        table=stats_table(record.get("stats", {})),
+        markdown=md,
+        examples=examples,
+        video_roots=[ASSETS_DIR, Path(data_dir) / "webvid"],
+    )
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -115,22 +134,24 @@ def _video(roots: list[Path], pth: str) -> Path | None:
     return None
 
 
-def pair_image(frame1: Image.Image, frame2: Image.Image, label: str, height: int = 160) -> Image.Image:
-    """Two middle frames side by side with a label underneath."""
+def pair_image(frame1: Image.Image, frame2: Image.Image, label: str = "", height: int = 160) -> Image.Image:
+    """Two middle frames side by side (with an optional label underneath)."""
+
     def fit(im: Image.Image) -> Image.Image:
         im = im.convert("RGB")
         return im.resize((max(1, round(im.width * height / im.height)), height))
 
     a, b = fit(frame1), fit(frame2)
-    out = Image.new("RGB", (a.width + b.width + 12, height + 26), "white")
+    out = Image.new("RGB", (a.width + b.width + 12, height + (26 if label else 0)), "white")
     out.paste(a, (0, 0))
     out.paste(b, (a.width + 12, 0))
-    ImageDraw.Draw(out).text((4, height + 6), label[:90], fill="black")
+    if label:
+        ImageDraw.Draw(out).text((4, height + 6), label[:90], fill="black")
     return out
 
 
 def filter_examples(report: FilterReport, cache_dir: str | Path) -> list[tuple[str, str]]:
-    """Gallery value: one image per example pair (middle frames of ``pth1`` and ``pth2``), captioned by rule."""
+    """Gallery value: one image per example pair (middle frames of ``pth1``, ``pth2``), captioned by rule."""
     from covr_core.media import MediaError, middle_frame
 
     cache_dir = Path(cache_dir) / "filter"
@@ -141,13 +162,13 @@ def filter_examples(report: FilterReport, cache_dir: str | Path) -> list[tuple[s
             v1, v2 = _video(report.video_roots, row["pth1"]), _video(report.video_roots, row["pth2"])
             if v1 is None or v2 is None:
                 continue
-            key = hashlib.sha1(f"{rule}|{row['pth1']}|{row['pth2']}".encode()).hexdigest()[:16]
+            key = hashlib.sha1(f"v2|{rule}|{row['pth1']}|{row['pth2']}".encode()).hexdigest()[:16]
             path = cache_dir / f"{key}.png"
             if not path.exists():
                 try:
-                    pair_image(middle_frame(v1), middle_frame(v2), f"{rule}: {row.get('edit', '')}").save(path)
+                    pair_image(middle_frame(v1), middle_frame(v2)).save(path)
                 except MediaError as exc:
                     log.warning("filter example %s not decodable: %s", row["pth1"], exc)
                     continue
-            out.append((str(path), f"{rule}: “{row.get('txt1', '')}” → “{row.get('txt2', '')}”"))
+            out.append((str(path), f"{rule}: “{row.get('txt1', '')}” | “{row.get('txt2', '')}”"))
     return out

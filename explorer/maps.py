@@ -1,4 +1,4 @@
-"""Gallery map: 2-D points (``umap.parquet`` from ``precompute.umap``) with the query, top-k and target overlaid."""
+"""Gallery map: 2-D points (``umap.parquet`` of ``precompute.umap``); query, top-k and target overlaid."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ ThumbUrl = Callable[[str], str]
 
 
 def load_map_points(gallery: Any, thumb_url: ThumbUrl, colour_by: str = "kind") -> pd.DataFrame | None:
-    """Map points of a gallery: ``id, x, y, group, caption, thumb_url`` (None when it has no ``umap.parquet``).
+    """Map points of a gallery: ``id, x, y, group, caption, thumb_url`` (None without ``umap.parquet``).
 
     ``thumb_url(item_id)`` turns an item id into a URL the browser can load (thumbnail or image).
     """
@@ -43,8 +43,10 @@ def load_map_points(gallery: Any, thumb_url: ThumbUrl, colour_by: str = "kind") 
     return pts.reset_index(drop=True)
 
 
-def place_by_neighbours(points: pd.DataFrame, gallery: Any, query: np.ndarray, n: int = 10) -> tuple[float, float]:
-    """Place a query on the map without refitting: ``precompute.placement.place_points`` (the similarity-weighted
+def place_by_neighbours(
+    points: pd.DataFrame, gallery: Any, query: np.ndarray, n: int = 10
+) -> tuple[float, float]:
+    """Place a query on the map without refitting: ``precompute.placement.place_points`` (similarity-weighted
     mean of the positions of its ``n`` nearest gallery items)."""
     from precompute.placement import place_points
 
@@ -56,9 +58,14 @@ def place_by_neighbours(points: pd.DataFrame, gallery: Any, query: np.ndarray, n
     return float(xy[0]), float(xy[1])
 
 
-def overlays_for(points: pd.DataFrame, query_xy: tuple[float, float] | None, topk_ids: Sequence[str],
-                 target_id: str | None = None, query_caption: str = "query",
-                 query_thumb: str = "") -> list[dict[str, Any]]:
+def overlays_for(
+    points: pd.DataFrame,
+    query_xy: tuple[float, float] | None,
+    topk_ids: Sequence[str],
+    target_id: str | None = None,
+    query_caption: str = "query",
+    query_thumb: str = "",
+) -> list[dict[str, Any]]:
     """Overlay traces: the query (star), its top-k (open circles) and the target (open diamond)."""
     pos = points.set_index("id")
     out: list[dict[str, Any]] = []
@@ -66,23 +73,43 @@ def overlays_for(points: pd.DataFrame, query_xy: tuple[float, float] | None, top
     def trace(name: str, ids: Sequence[str]) -> dict[str, Any]:
         ids = [str(i) for i in ids if str(i) in pos.index]
         sub = pos.loc[ids] if ids else pos.iloc[:0]
-        return {"name": name, "x": sub["x"].tolist(), "y": sub["y"].tolist(), "ids": ids,
-                "captions": sub["caption"].tolist(), "thumb_urls": sub["thumb_url"].tolist()}
+        return {
+            "name": name,
+            "x": sub["x"].tolist(),
+            "y": sub["y"].tolist(),
+            "ids": ids,
+            "captions": sub["caption"].tolist(),
+            "thumb_urls": sub["thumb_url"].tolist(),
+        }
 
     if topk_ids:
         out.append(trace("top-k", topk_ids))
     if target_id is not None:
         out.append(trace("target", [target_id]))
     if query_xy is not None:
-        out.append({"name": "query", "x": [query_xy[0]], "y": [query_xy[1]], "ids": ["query"],
-                    "captions": [query_caption], "thumb_urls": [query_thumb]})
+        out.append(
+            {
+                "name": "query",
+                "x": [query_xy[0]],
+                "y": [query_xy[1]],
+                "ids": ["query"],
+                "captions": [query_caption],
+                "thumb_urls": [query_thumb],
+            }
+        )
     return out
 
 
-def map_json(points: pd.DataFrame | None, overlays: list[dict[str, Any]] | None = None,
-             title: str = "") -> dict[str, Any]:
+def map_json(
+    points: pd.DataFrame | None, overlays: list[dict[str, Any]] | None = None, title: str = ""
+) -> dict[str, Any]:
     """The figure JSON for the map component (an empty figure with a note when there is no map)."""
     if points is None or points.empty:
-        return {"data": [], "layout": {"title": {"text": "no map for this gallery: run python -m precompute.umap"},
-                                       "height": 200}}
+        return {
+            "data": [],
+            "layout": {
+                "title": {"text": "no map for this gallery: run python -m precompute.umap"},
+                "height": 200,
+            },
+        }
     return map_figure_json(points, overlays, title=title)

@@ -12,7 +12,14 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from covr_core.combiners import combine
-from covr_core.media import MediaError, load_image, middle_frame, read_frames, sample_frame_indices, probe_video
+from covr_core.media import (
+    MediaError,
+    load_image,
+    middle_frame,
+    probe_video,
+    read_frames,
+    sample_frame_indices,
+)
 from covr_core.types import QueryEmbeddings
 
 #: Longest modification text accepted (characters); CoVR keeps 30 words anyway.
@@ -104,9 +111,17 @@ def duplicate_ids(gallery: Any, emb: QueryEmbeddings, threshold: float = 0.999, 
     return [i for i, s in zip(hits.ids[0], hits.scores[0]) if float(s) >= threshold]
 
 
-def search_embeddings(gallery: Any, gallery_name: str, emb: QueryEmbeddings, text: str, combiner: str, k: int,
-                      mlp: Any = None, target_id: str | None = None,
-                      exclude_ids: Sequence[str] = ()) -> SearchOutcome:
+def search_embeddings(
+    gallery: Any,
+    gallery_name: str,
+    emb: QueryEmbeddings,
+    text: str,
+    combiner: str,
+    k: int,
+    mlp: Any = None,
+    target_id: str | None = None,
+    exclude_ids: Sequence[str] = (),
+) -> SearchOutcome:
     """Combine the three embeddings with ``combiner`` and search ``gallery`` (top ``k``)."""
     t0 = time.perf_counter()
     cq = combine(combiner, emb, mlp=mlp)
@@ -114,13 +129,23 @@ def search_embeddings(gallery: Any, gallery_name: str, emb: QueryEmbeddings, tex
     hits_raw = gallery.search(q, k=int(k), exclude_ids=[set(exclude_ids)] if exclude_ids else None)
     items = gallery.items
     hits: list[Hit] = []
-    for r, (iid, score, row) in enumerate(zip(hits_raw.ids[0], hits_raw.scores[0], hits_raw.rows[0]), start=1):
+    for r, (iid, score, row) in enumerate(
+        zip(hits_raw.ids[0], hits_raw.scores[0], hits_raw.rows[0]), start=1
+    ):
         if int(row) < 0:
             continue
         it = items.iloc[int(row)]
-        hits.append(Hit(rank=r, id=str(iid), score=float(score), kind=str(it.get("kind", "image")),
-                        media=str(gallery.media_path(str(iid))), caption=str(it.get("caption", "") or ""),
-                        is_target=target_id is not None and str(iid) == str(target_id)))
+        hits.append(
+            Hit(
+                rank=r,
+                id=str(iid),
+                score=float(score),
+                kind=str(it.get("kind", "image")),
+                media=str(gallery.media_path(str(iid))),
+                caption=str(it.get("caption", "") or ""),
+                is_target=target_id is not None and str(iid) == str(target_id),
+            )
+        )
     target_rank = None
     if target_id is not None:
         try:
@@ -130,27 +155,45 @@ def search_embeddings(gallery: Any, gallery_name: str, emb: QueryEmbeddings, tex
         if row is not None:
             scores = np.asarray(gallery.scores(q))[0]
             target_rank = int((scores > scores[row]).sum()) + 1
-    return SearchOutcome(text=text, combiner=combiner, gallery=gallery_name, hits=hits,
-                         weights=np.asarray(cq.weights, dtype=float).reshape(3),
-                         elapsed_s=time.perf_counter() - t0, query=q[0], target_id=target_id,
-                         target_rank=target_rank)
+    return SearchOutcome(
+        text=text,
+        combiner=combiner,
+        gallery=gallery_name,
+        hits=hits,
+        weights=np.asarray(cq.weights, dtype=float).reshape(3),
+        elapsed_s=time.perf_counter() - t0,
+        query=q[0],
+        target_id=target_id,
+        target_rank=target_rank,
+    )
 
 
-def run_search(encoder: Any, gallery: Any, gallery_name: str, image: Image.Image, text: str, combiner: str,
-               k: int = 12, mlp: Any = None, target_id: str | None = None,
-               exclude_ids: Sequence[str] = ()) -> SearchOutcome:
+def run_search(
+    encoder: Any,
+    gallery: Any,
+    gallery_name: str,
+    image: Image.Image,
+    text: str,
+    combiner: str,
+    k: int = 12,
+    mlp: Any = None,
+    target_id: str | None = None,
+    exclude_ids: Sequence[str] = (),
+) -> SearchOutcome:
     """Encode (reference from the cache when prepared) and search; ``elapsed_s`` covers encode + search."""
     text = validate_text(text)
     t0 = time.perf_counter()
     emb = encoder.encode_query(image, text)
-    out = search_embeddings(gallery, gallery_name, emb, text, combiner, k, mlp=mlp, target_id=target_id,
-                            exclude_ids=exclude_ids)
+    out = search_embeddings(
+        gallery, gallery_name, emb, text, combiner, k, mlp=mlp, target_id=target_id, exclude_ids=exclude_ids
+    )
     out.elapsed_s = time.perf_counter() - t0
     return out
 
 
-def outlined_copy(path: str | Path, cache_dir: str | Path, colour: tuple[int, int, int] = OUTLINE_COLOUR,
-                  width: int = 12) -> str:
+def outlined_copy(
+    path: str | Path, cache_dir: str | Path, colour: tuple[int, int, int] = OUTLINE_COLOUR, width: int = 12
+) -> str:
     """A copy of an image with a coloured frame (the ground truth in the results), cached by path."""
     path = Path(path)
     cache_dir = Path(cache_dir)
@@ -180,18 +223,24 @@ def gallery_value(outcome: SearchOutcome, outline_dir: str | Path | None = None)
 def outcome_markdown(outcome: SearchOutcome) -> str:
     """One-line summary under the results: time, combiner, weights, ground truth rank."""
     w = outcome.weights
-    parts = [f"**{len(outcome.hits)} results** in {outcome.elapsed_s * 1000:.0f} ms",
-             f"combiner **{outcome.combiner}** (w_mm {w[0]:.2f}, w_img {w[1]:.2f}, w_txt {w[2]:.2f})",
-             f"gallery `{outcome.gallery}`"]
+    parts = [
+        f"**{len(outcome.hits)} results** in {outcome.elapsed_s * 1000:.0f} ms",
+        f"combiner **{outcome.combiner}** (w_mm {w[0]:.2f}, w_img {w[1]:.2f}, w_txt {w[2]:.2f})",
+        f"gallery `{outcome.gallery}`",
+    ]
     if outcome.target_id is not None:
         rank = outcome.target_rank
-        parts.append(f"target `{outcome.target_id}` at rank **{rank}**" if rank else
-                     f"target `{outcome.target_id}` is not in this gallery")
+        parts.append(
+            f"target `{outcome.target_id}` at rank **{rank}**"
+            if rank
+            else f"target `{outcome.target_id}` is not in this gallery"
+        )
     return " · ".join(parts)
 
 
-def result_record(outcome: SearchOutcome, encoder_info: Any, manifest_sha: str,
-                  query: dict[str, Any] | None = None) -> dict[str, Any]:
+def result_record(
+    outcome: SearchOutcome, encoder_info: Any, manifest_sha: str, query: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The JSON record of a search (what is pinned and exported)."""
     return {
         "query": query or {},
@@ -205,8 +254,10 @@ def result_record(outcome: SearchOutcome, encoder_info: Any, manifest_sha: str,
         "gallery_manifest_sha256": manifest_sha,
         "target_id": outcome.target_id,
         "target_rank": outcome.target_rank,
-        "results": [{"rank": h.rank, "id": h.id, "score": round(h.score, 6), "kind": h.kind,
-                     "is_target": h.is_target} for h in outcome.hits],
+        "results": [
+            {"rank": h.rank, "id": h.id, "score": round(h.score, 6), "kind": h.kind, "is_target": h.is_target}
+            for h in outcome.hits
+        ],
     }
 
 
@@ -231,8 +282,16 @@ def item_reference(services: Any, gallery_name: str, item_id: str) -> tuple[str,
     return str(path), None
 
 
-def search_with_session(services: Any, session: Any, image: Any, video: Any, text: str, combiner: str,
-                        gallery_name: str | None, k: int) -> SearchOutcome:
+def search_with_session(
+    services: Any,
+    session: Any,
+    image: Any,
+    video: Any,
+    text: str,
+    combiner: str,
+    gallery_name: str | None,
+    k: int,
+) -> SearchOutcome:
     """The /search handler without the UI: load the reference, search, remember the result in ``session``."""
     text = validate_text(text, services.settings.limits.max_text_chars)
     if combiner not in services.combiners():
@@ -251,12 +310,29 @@ def search_with_session(services: Any, session: Any, image: Any, video: Any, tex
     exclude = set(duplicate_ids(gal, emb))
     if session.reference_id:
         exclude.add(session.reference_id)
-    out = search_embeddings(gal, gallery_name, emb, text, combiner, k, mlp=services.mlp,
-                            target_id=session.target_id, exclude_ids=sorted(exclude))
+    out = search_embeddings(
+        gal,
+        gallery_name,
+        emb,
+        text,
+        combiner,
+        k,
+        mlp=services.mlp,
+        target_id=session.target_id,
+        exclude_ids=sorted(exclude),
+    )
     out.elapsed_s = time.perf_counter() - t0
     session.reference_key = key
-    session.last = result_record(out, services.info, services.gallery_hash(gallery_name),
-                                 query={"reference": session.reference_label, "benchmark": session.benchmark,
-                                        "query_id": session.query_id, "excluded_ids": sorted(exclude)})
+    session.last = result_record(
+        out,
+        services.info,
+        services.gallery_hash(gallery_name),
+        query={
+            "reference": session.reference_label,
+            "benchmark": session.benchmark,
+            "query_id": session.query_id,
+            "excluded_ids": sorted(exclude),
+        },
+    )
     session.last_query = [round(float(v), 6) for v in out.query]
     return out

@@ -1,4 +1,4 @@
-"""Read-only services shared by all users (encoder, galleries, benchmarks, curation) and the small ``Session``.
+"""Read-only services shared by all users (encoder, galleries, benchmarks, curation); the small ``Session``.
 
 ``Services`` is built once by ``app.py``; the UI callbacks only read it. Per-user state is a ``Session``
 kept in ``gr.State`` (a few strings, never images or arrays).
@@ -38,7 +38,9 @@ class Session:
     benchmark: str | None = None
     query_id: str | None = None
     target_id: str | None = None
-    benchmark_key: str | None = None  #: cache key of the benchmark's reference (another image ends the context)
+    benchmark_key: str | None = (
+        None  #: cache key of the benchmark's reference (another image ends the context)
+    )
     selected: int | None = None  #: index of the clicked result
     last: dict[str, Any] | None = None  #: JSON record of the last search
     last_query: list[float] | None = None  #: the last combined query vector (for the map)
@@ -104,8 +106,15 @@ def _demo_id_queries(qdir: Path, gallery: Path) -> Path:
 class Services:
     """Everything the UI reads: encoder, galleries, benchmarks, curated examples."""
 
-    def __init__(self, encoder: Any, settings: Settings, default_gallery: str,
-                 extra_galleries: list[Path] | None = None, mlp: Any = None, encoder_reason: str = ""):
+    def __init__(
+        self,
+        encoder: Any,
+        settings: Settings,
+        default_gallery: str,
+        extra_galleries: list[Path] | None = None,
+        mlp: Any = None,
+        encoder_reason: str = "",
+    ):
         self.encoder = encoder
         self.settings = settings
         self.data_dir = Path(settings.data_dir).resolve()
@@ -123,8 +132,15 @@ class Services:
 
     # ---- construction -------------------------------------------------------------------------------
     @classmethod
-    def create(cls, encoder: str = "auto", gallery: str | None = None, data_dir: str | Path | None = None,
-               checkpoint: str | None = None, device: str = "cpu", mlp: str | Path | None = None) -> "Services":
+    def create(
+        cls,
+        encoder: str = "auto",
+        gallery: str | None = None,
+        data_dir: str | Path | None = None,
+        checkpoint: str | None = None,
+        device: str = "cpu",
+        mlp: str | Path | None = None,
+    ) -> "Services":
         """Load the encoder, build the bundled demo gallery on first start, find galleries and benchmarks."""
         from covr_core.combiners import load_mlp_combiner
         from covr_core.factory import create_encoder, resolve_encoder_choice
@@ -206,8 +222,11 @@ class Services:
         bench = ASSETS_DIR / "benchmark"
         plans = {
             "cirr": dict(dataset="cirr", root=str(bench / "cirr"), split="demo"),
-            "webvid": dict(dataset="webvid", csv=str(bench / "webvid" / "webvid-covr_demo.csv"),
-                           video_root=str(ASSETS_DIR)),
+            "webvid": dict(
+                dataset="webvid",
+                csv=str(bench / "webvid" / "webvid-covr_demo.csv"),
+                video_root=str(ASSETS_DIR),
+            ),
         }
         done = []
         for kind, plan in plans.items():
@@ -221,8 +240,15 @@ class Services:
                 continue
             qdir = self.data_dir / "queries" / name
             try:
-                summary = queries.run(out=qdir, encoder=self.encoder, device=self.info.device, dtype="float32",
-                                      batch_size=16, argv=["(app start)"], **plan)
+                summary = queries.run(
+                    out=qdir,
+                    encoder=self.encoder,
+                    device=self.info.device,
+                    dtype="float32",
+                    batch_size=16,
+                    argv=["(app start)"],
+                    **plan,
+                )
                 if not getattr(summary, "complete", True):
                     raise RuntimeError(summary.line())
                 if kind == "webvid":
@@ -344,16 +370,24 @@ class Services:
             gtxt = f"`{name}` ({len(gal):,} items, built {created or 'unknown'})"
         except Exception as exc:  # noqa: BLE001 - shown in the header, never a stack trace
             gtxt = f"`{name}` (not loadable: {exc})"
-        line = (f"**Encoder** `{info.name}` · **checkpoint** `{info.checkpoint}` (`{info.short_sha}`) · "
-                f"**gallery** {gtxt} · **device** `{info.device}`")
+        line = (
+            f"**Encoder** `{info.name}` · **checkpoint** `{info.checkpoint}` (`{info.short_sha}`) · "
+            f"**gallery** {gtxt} · **device** `{info.device}`"
+        )
         if info.name == "lite":
             from covr_core.factory import HOW_TO_GET_BLIP
 
-            why = self.encoder_reason if HOW_TO_GET_BLIP in self.encoder_reason else \
-                f"{self.encoder_reason or 'lite encoder requested'}. {HOW_TO_GET_BLIP}"
-            line += ("\n\n> ⚠️ **Lite offline encoder**: small off-the-shelf image and text models, not CoVR; results "
-                     f"show how the app works, not CoVR's quality. {why} A CoVR checkpoint goes on top with "
-                     "`python app.py --encoder blip --checkpoint path/to/covr.ckpt`.")
+            why = (
+                self.encoder_reason
+                if HOW_TO_GET_BLIP in self.encoder_reason
+                else f"{self.encoder_reason or 'lite encoder requested'}. {HOW_TO_GET_BLIP}"
+            )
+            line += (
+                "\n\n> ⚠️ **Lite offline encoder**: small off-the-shelf image and text models, not CoVR; "
+                "results "
+                f"show how the app works, not CoVR's quality. {why} A CoVR checkpoint goes on top with "
+                "`python app.py --encoder blip --checkpoint path/to/covr.ckpt`."
+            )
         if info.note:
             line += f"\n\n*{info.note}*"
         return line

@@ -16,7 +16,7 @@ def spaces_available() -> bool:
 
 
 def gpu(fn: F | None = None, *, duration: int = 60) -> Any:
-    """Decorate an encoder call with ``spaces.GPU(duration=...)`` when ``spaces`` exists, else return it as is.
+    """Wrap an encoder call in ``spaces.GPU(duration=...)`` when ``spaces`` exists, else return it as is.
 
     Usable bare (``@gpu``) or with arguments (``@gpu(duration=30)``).
     """

@@ -28,7 +28,7 @@ def plotly_js_path() -> Path:
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn expected exceptions into ``gr.Error`` (a message in the page), unexpected ones into a short notice."""
+    """Expected exceptions become ``gr.Error`` (a message in the page), unexpected ones a short notice."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -41,8 +41,10 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise gr.Error(str(msg), print_exception=False) from None
         except Exception as exc:  # noqa: BLE001 - never show a stack trace to the user
             log.exception("callback %s failed", getattr(fn, "__name__", fn))
-            raise gr.Error(f"Something went wrong ({type(exc).__name__}); the server logged the details.",
-                           print_exception=False) from None
+            raise gr.Error(
+                f"Something went wrong ({type(exc).__name__}); the server logged the details.",
+                print_exception=False,
+            ) from None
 
     return wrapper
 

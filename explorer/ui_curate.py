@@ -1,4 +1,4 @@
-"""Curate tab: pinned examples, preview, ZIP export (layout and wiring only; logic in explorer/curation.py)."""
+"""Curate tab: pinned examples, preview, ZIP export (layout and wiring; logic in explorer/curation.py)."""
 
 from __future__ import annotations
 
@@ -25,10 +25,17 @@ class CurateTab:
 
 def build_curate_tab(services: Services, session: gr.State, search: SearchTab) -> CurateTab:
     """Layout and events of the Curate tab."""
-    gr.Markdown("Pinned examples (saved under `<data>/curated/`, kept across restarts). Click a row to preview "
-                "its report figure; export one or all as a ZIP (PNG + JSON record + Markdown/LaTeX snippet).")
-    table = gr.Dataframe(headers=COLUMNS, value=pinned_table(services.curation), interactive=False,
-                         label="pinned", elem_id="pinned-table")
+    gr.Markdown(
+        "Pinned examples (saved under `<data>/curated/`, kept across restarts). Click a row to preview "
+        "its report figure; export one or all as a ZIP (PNG + JSON record + Markdown/LaTeX snippet)."
+    )
+    table = gr.Dataframe(
+        headers=COLUMNS,
+        value=pinned_table(services.curation),
+        interactive=False,
+        label="pinned",
+        elem_id="pinned-table",
+    )
     with gr.Row():
         selected = gr.Textbox(label="selected example id", scale=2)
         refresh_btn = gr.Button("Refresh", scale=1)

@@ -20,7 +20,9 @@ from explorer.ui_search import SearchTab, _session
 from explorer.weights import has_weights, highest_weight_queries, weight_histograms, weight_summary
 
 TABLE_COLUMNS = ["query_id", "caption", "success", "disagree"]
-MAP_TEMPLATE = '<div class="covr-map-root"><div class="covr-map-plot"></div><div class="covr-map-tip"></div></div>'
+MAP_TEMPLATE = (
+    '<div class="covr-map-root"><div class="covr-map-plot"></div><div class="covr-map-tip"></div></div>'
+)
 
 
 @dataclass
@@ -31,7 +33,7 @@ class ExploreTab:
 
 
 def _default_combiner(combiners: list[str]) -> str | None:
-    return "MLP" if "MLP" in combiners else (combiners[0] if combiners else None)
+    return next((c for c in ("MLP", "AVG") if c in combiners), combiners[0] if combiners else None)
 
 
 def build_explore_tab(services: Services, session: gr.State, search: SearchTab, tabs: gr.Tabs) -> ExploreTab:
@@ -44,33 +46,48 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
         combiner = gr.Dropdown(combs, value=_default_combiner(combs), label="Combiner", scale=1)
         k = gr.Number(value=10, precision=0, minimum=1, label="success at k", scale=1)
     if not benches:
-        gr.Markdown("No evaluation runs yet under `<data>/evaluations/`. Create one with `python -m precompute."
-                    "queries ...` then `python -m precompute.evaluate ... --out <data>/evaluations/<name>`.")
+        gr.Markdown(
+            "No evaluation runs yet under `<data>/evaluations/`. Create one with `python -m precompute."
+            "queries ...` then `python -m precompute.evaluate ... --out <data>/evaluations/<name>`."
+        )
     with gr.Tabs():
         with gr.Tab("Benchmark browser"):
             with gr.Row():
-                text = gr.Textbox(label="Filter by text", placeholder="words of the caption or an id", scale=3)
+                text = gr.Textbox(
+                    label="Filter by text", placeholder="words of the caption or an id", scale=3
+                )
                 outcome = gr.Radio(list(OUTCOMES), value="all", label="Outcome at k", scale=2)
                 disagree = gr.Checkbox(label="combiners disagree", scale=1)
             table = gr.Dataframe(interactive=False, label="Queries (click a row to open it)", max_height=320)
         with gr.Tab("Weights"):
-            gr.Markdown("The study's Figure 1 (normalised histograms of the combiner's weights over the split) "
-                        "and a ternary plot coloured by success at k. Fixed combiners (AVG, TEXT, IMAGE, NA) give "
-                        "one spike per weight; MLP gives a distribution.")
+            gr.Markdown(
+                "The study's Figure 1 (normalised histograms of the combiner's weights over the split) "
+                "and a ternary plot coloured by success at k. Fixed combiners (AVG, TEXT, IMAGE, NA) give "
+                "one spike per weight; MLP gives a distribution."
+            )
             with gr.Row():
                 hist = gr.Plot(label="Figure 1")
                 tern = gr.Plot(label="ternary")
             wsum = gr.Dataframe(interactive=False, label="weights summary")
             with gr.Row():
-                top_btns = {w: gr.Button(f"Open the query with the highest {w}") for w in ("w_mm", "w_img", "w_txt")}
+                top_btns = {
+                    w: gr.Button(f"Open the query with the highest {w}") for w in ("w_mm", "w_img", "w_txt")
+                }
         with gr.Tab("Map"):
             with gr.Row():
-                map_gallery = gr.Dropdown(services.gallery_names(), value=services.default_gallery, label="Gallery")
+                map_gallery = gr.Dropdown(
+                    services.gallery_names(), value=services.default_gallery, label="Gallery"
+                )
                 colour_by = gr.Radio(["kind", "split", "kind+split"], value="kind", label="Colour by")
                 map_btn = gr.Button("Show my last search on the map")
-            map_html = gr.HTML(value="{}", html_template=MAP_TEMPLATE, css_template=_map_css(),
-                               js_on_load=(STATIC_DIR / "map.js").read_text(), elem_id="covr-map",
-                               head=f'<script src="/gradio_api/file={plotly_js_path()}"></script>')
+            map_html = gr.HTML(
+                value="{}",
+                html_template=MAP_TEMPLATE,
+                css_template=_map_css(),
+                js_on_load=(STATIC_DIR / "map.js").read_text(),
+                elem_id="covr-map",
+                head=f'<script src="/gradio_api/file={plotly_js_path()}"></script>',
+            )
             with gr.Row():
                 clicked = gr.Gallery(label="Clicked item", columns=1, height=260, scale=1)
                 with gr.Column(scale=2):
@@ -80,8 +97,12 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
         with gr.Tab("WebVid filter"):
             filt_md = gr.Markdown()
             filt_table = gr.Dataframe(interactive=False, label="filter statistics")
-            filt_examples = gr.Gallery(label="example pairs (middle frames): same author · same category · neither",
-                                       columns=6, height="auto")
+            filt_examples = gr.Gallery(
+                label="example pairs (middle frames of pth1 | pth2): same author · same category · neither",
+                columns=3,
+                height=420,
+                object_fit="contain",
+            )
     gr.Markdown("### Opened query")
     with gr.Row():
         d_ref = gr.Image(label="reference", type="filepath", height=220, interactive=False)
@@ -99,7 +120,13 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
         if not b:
             return pd.DataFrame(columns=TABLE_COLUMNS)
         wt = wide_table(services.get_benchmark(b), c, int(kk or 10))
-        cols = ["query_id", "caption", *[x for x in wt.columns if x.startswith("rank_")], "success", "disagree"]
+        cols = [
+            "query_id",
+            "caption",
+            *[x for x in wt.columns if x.startswith("rank_")],
+            "success",
+            "disagree",
+        ]
         return filter_queries(wt, t, o, dis, limit=500)[cols]
 
     @user_errors
@@ -112,8 +139,14 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
         v = open_query(services, b, qid, c)
         base = str(request.headers.get("origin") or "") if request is not None else ""
         link = make_deep_link(base or "http://127.0.0.1:7860", b, str(qid), v.detail["combiner"])
-        return (v.reference_path, v.markdown(), link, v.target_path, v.results,
-                {"bench": b, "query": str(qid), "combiner": v.detail["combiner"]})
+        return (
+            v.reference_path,
+            v.markdown(),
+            link,
+            v.target_path,
+            v.results,
+            {"bench": b, "query": str(qid), "combiner": v.detail["combiner"]},
+        )
 
     def on_row(b: str, c: str, tbl: pd.DataFrame, evt: gr.SelectData, request: gr.Request):
         row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
@@ -126,8 +159,11 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
         wt = wide_table(services.get_benchmark(b), c, int(kk or 10))
         if not has_weights(wt):
             return None, None, pd.DataFrame()
-        return (weights_histogram_figure(weight_histograms(wt), f"{b} · {c}: weights over {len(wt)} queries"),
-                ternary_figure(wt), weight_summary(wt))
+        return (
+            weights_histogram_figure(weight_histograms(wt), f"{b} · {c}: weights over {len(wt)} queries"),
+            ternary_figure(wt),
+            weight_summary(wt),
+        )
 
     def highest(which: str):
         @user_errors
@@ -136,6 +172,7 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
                 raise ValueError("No benchmark selected.")
             wt = wide_table(services.get_benchmark(b), c, int(kk or 10))
             return show_query(b, str(highest_weight_queries(wt, which).iloc[0]["query_id"]), c, request)
+
         return fn
 
     @user_errors
@@ -149,8 +186,13 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
             import numpy as np
 
             xy = place_by_neighbours(pts, gal, np.asarray(s.last_query, dtype=np.float32))
-            overlays = overlays_for(pts, xy, [r["id"] for r in s.last["results"]], s.last.get("target_id"),
-                                    query_caption=s.last["text"])
+            overlays = overlays_for(
+                pts,
+                xy,
+                [r["id"] for r in s.last["results"]],
+                s.last.get("target_id"),
+                query_caption=s.last["text"],
+            )
         return json.dumps(map_json(pts, overlays, title=f"{gname}: {len(gal)} items"))
 
     @user_errors
@@ -182,30 +224,66 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
     def filter_view():
         rep = load_filter_report(services.data_dir)
         if rep is None:
-            return ("No WebVid filter statistics yet: run `python -m precompute.filter_webvid ... --out "
-                    "<data>/webvid_filter`.", pd.DataFrame(), [])
-        return rep.markdown, rep.table, filter_examples(rep, services.cache_dir)
+            return (
+                "No WebVid filter statistics yet: run `python -m precompute.filter_webvid ... --out "
+                "<data>/webvid_filter`.",
+                pd.DataFrame(),
+                [],
+            )
+        md = (
+            f"The study's filter (§4, Table 4) on `{rep.folder.name}`: "
+            "triplets whose two videos share an author, "
+            'share a category, or either ("F"). Below: example pairs per rule (the study\'s Figures 11–13).'
+        )
+        return md, rep.table, filter_examples(rep, services.cache_dir)
 
     # ------------------------------------------------------------------ events
     detail_out = [d_ref, d_md, d_link, d_target, d_results, opened]
     bench.change(on_bench, [bench], [combiner], api_visibility="private")
-    gr.on([bench.change, combiner.change, k.change, text.submit, outcome.change, disagree.change],
-          list_queries, [bench, combiner, k, text, outcome, disagree], [table], api_name="list_queries")
+    gr.on(
+        [bench.change, combiner.change, k.change, text.submit, outcome.change, disagree.change],
+        list_queries,
+        [bench, combiner, k, text, outcome, disagree],
+        [table],
+        api_name="list_queries",
+    )
     table.select(on_row, [bench, combiner, table], detail_out, api_visibility="private")
-    gr.on([bench.change, combiner.change, k.change], weights_view, [bench, combiner, k], [hist, tern, wsum],
-          api_name="weights")
+    gr.on(
+        [bench.change, combiner.change, k.change],
+        weights_view,
+        [bench, combiner, k],
+        [hist, tern, wsum],
+        api_name="weights",
+    )
     for w, btn in top_btns.items():
         btn.click(highest(w), [bench, combiner, k], detail_out, api_name=f"highest_{w}")
     with_q_false, with_q_true = gr.State(False), gr.State(True)
-    gr.on([map_gallery.change, colour_by.change], draw_map, [map_gallery, colour_by, session, with_q_false],
-          [map_html], api_name="map")
+    gr.on(
+        [map_gallery.change, colour_by.change],
+        draw_map,
+        [map_gallery, colour_by, session, with_q_false],
+        [map_html],
+        api_name="map",
+    )
     map_btn.click(draw_map, [map_gallery, colour_by, session, with_q_true], [map_html], api_name="map_query")
     map_html.point_click(on_point, [map_gallery], [clicked, clicked_md, clicked_id], api_name="open_point")
-    clicked_use.click(use_clicked, [map_gallery, clicked_id, session],
-                      [search.ref_image, search.ref_video, session, tabs], api_name="use_point")
-    open_outputs = [search.ref_image, search.text, search.combiner, search.gallery, *search.search_outputs, tabs]
-    d_open.click(open_in_search, [opened, k, session], open_outputs, api_name="open_query",
-                 concurrency_id="encoder")
+    clicked_use.click(
+        use_clicked,
+        [map_gallery, clicked_id, session],
+        [search.ref_image, search.ref_video, session, tabs],
+        api_name="use_point",
+    )
+    open_outputs = [
+        search.ref_image,
+        search.text,
+        search.combiner,
+        search.gallery,
+        *search.search_outputs,
+        tabs,
+    ]
+    d_open.click(
+        open_in_search, [opened, k, session], open_outputs, api_name="open_query", concurrency_id="encoder"
+    )
 
     def wire_deep_link(demo: gr.Blocks) -> None:
         @user_errors
@@ -217,26 +295,52 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
             mp = draw_map(services.default_gallery, "kind", s, False)
             fv = filter_view()
             if link is None:
-                return (out_list, *wv, mp, *fv, *[gr.skip()] * len(open_outputs), *[gr.skip()] * len(detail_out))
-            ran = _run_benchmark_query(services, search, link["bench"], link["query"], link.get("combiner"), s)
+                return (
+                    out_list,
+                    *wv,
+                    mp,
+                    *fv,
+                    *[gr.skip()] * len(open_outputs),
+                    *[gr.skip()] * len(detail_out),
+                )
+            ran = _run_benchmark_query(
+                services, search, link["bench"], link["query"], link.get("combiner"), s
+            )
             det = show_query(link["bench"], link["query"], link.get("combiner"), request)
             return (out_list, *wv, mp, *fv, *ran, *det)
 
-        demo.load(on_load, [session], [table, hist, tern, wsum, map_html, filt_md, filt_table, filt_examples,
-                                       *open_outputs, *detail_out], api_name="open_deep_link",
-                  show_progress="hidden")
+        demo.load(
+            on_load,
+            [session],
+            [
+                table,
+                hist,
+                tern,
+                wsum,
+                map_html,
+                filt_md,
+                filt_table,
+                filt_examples,
+                *open_outputs,
+                *detail_out,
+            ],
+            api_name="open_deep_link",
+            show_progress="hidden",
+        )
 
     return ExploreTab(wire_deep_link=wire_deep_link)
 
 
-def _run_benchmark_query(services: Services, search: SearchTab, bench: str, query_id: str,
-                         combiner: str | None, s: Session | None) -> tuple:
+def _run_benchmark_query(
+    services: Services, search: SearchTab, bench: str, query_id: str, combiner: str | None, s: Session | None
+) -> tuple:
     """Put a benchmark query into the Search tab (with its ground truth) and run it."""
     s = _session(s)
     v = open_query(services, bench, query_id, combiner)
     if v.reference_path is None:
-        raise FileNotFoundError(f"the reference {v.detail['reference']!r} of query {query_id} is not in gallery "
-                                f"{v.gallery!r}")
+        raise FileNotFoundError(
+            f"the reference {v.detail['reference']!r} of query {query_id} is not in gallery {v.gallery!r}"
+        )
     comb = v.detail["combiner"] if v.detail["combiner"] in services.combiners() else services.combiners()[0]
     from covr_core.media import load_image
 

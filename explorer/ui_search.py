@@ -63,8 +63,10 @@ class ReferenceVideo(gr.Video):
         except gr.Error:
             raise
         except Exception as exc:  # noqa: BLE001 - becomes a message in the page
-            raise gr.Error(f"This file is not a readable video ({type(exc).__name__}); use mp4/webm/mov.",
-                           print_exception=False) from None
+            raise gr.Error(
+                f"This file is not a readable video ({type(exc).__name__}); use mp4/webm/mov.",
+                print_exception=False,
+            ) from None
 
 
 @dataclass
@@ -105,31 +107,57 @@ def build_search_tab(services: Services, session: gr.State, header: gr.Markdown)
     combiners = services.combiners()
     with gr.Row():
         with gr.Column(scale=2, min_width=300):
-            ref_image = ReferenceImage(type="filepath", image_mode=None, label="Reference image (upload, paste or webcam)",
-                                 sources=["upload", "clipboard", "webcam"], height=260, elem_id="ref-image")
+            ref_image = ReferenceImage(
+                type="filepath",
+                image_mode=None,
+                label="Reference image (upload, paste or webcam)",
+                sources=["upload", "clipboard", "webcam"],
+                height=260,
+                elem_id="ref-image",
+            )
             with gr.Row():
-                ref_video = ReferenceVideo(label="…or a reference video (its middle frame is the query)",
-                                     sources=["upload"], height=200, elem_id="ref-video")
+                ref_video = ReferenceVideo(
+                    label="…or a reference video (its middle frame is the query)",
+                    sources=["upload"],
+                    height=200,
+                    elem_id="ref-video",
+                )
             ref_status = gr.Markdown(elem_id="ref-status")
             frames_btn = gr.Button("Show the sampled frames", size="sm")
-            frames = gr.Gallery(label="Sampled frames (CoVR samples 15)", columns=5, height=160, visible=False)
+            frames = gr.Gallery(
+                label="Sampled frames (CoVR samples 15)", columns=5, height=160, visible=False
+            )
             examples = example_images()
             if examples:
                 gr.Examples(examples=examples, inputs=ref_image, label="Examples (click one)")
         with gr.Column(scale=3, min_width=400):
-            text = gr.Textbox(label="Modification text", placeholder="e.g. make it an orange", lines=2,
-                              elem_id="mod-text")
+            text = gr.Textbox(
+                label="Modification text", placeholder="e.g. make it an orange", lines=2, elem_id="mod-text"
+            )
             with gr.Row():
-                combiner = gr.Dropdown(combiners, value=default_combiner(combiners), label="Combiner", scale=1)
-                gallery = gr.Dropdown(services.gallery_names(), value=services.default_gallery, label="Gallery",
-                                      scale=2, allow_custom_value=False)
+                combiner = gr.Dropdown(
+                    combiners, value=default_combiner(combiners), label="Combiner", scale=1
+                )
+                gallery = gr.Dropdown(
+                    services.gallery_names(),
+                    value=services.default_gallery,
+                    label="Gallery",
+                    scale=2,
+                    allow_custom_value=False,
+                )
                 k = gr.Slider(1, 50, value=12, step=1, label="k", scale=1)
             with gr.Row():
                 search_btn = gr.Button("Search", variant="primary", elem_id="search-btn")
                 compare_btn = gr.Button("Compare combiners")
             status = gr.Markdown(elem_id="search-status")
-            results = gr.Gallery(label="Results", columns=4, height="auto", elem_id="results",
-                                 allow_preview=True, object_fit="contain")
+            results = gr.Gallery(
+                label="Results",
+                columns=4,
+                height="auto",
+                elem_id="results",
+                allow_preview=True,
+                object_fit="contain",
+            )
             with gr.Row():
                 use_btn = gr.Button("Use the selected result as reference", size="sm")
                 pin_btn = gr.Button("Pin this example for the report", size="sm")
@@ -141,8 +169,10 @@ def build_search_tab(services: Services, session: gr.State, header: gr.Markdown)
         compare_table = gr.Dataframe(label="weights, rank of the ground truth, top-1", interactive=False)
         overlap_table = gr.Dataframe(label="top-k overlap", interactive=False)
         with gr.Row():
-            compare_galleries = [gr.Gallery(label=f"combiner {i + 1}", columns=2, height=420,
-                                            visible=i < len(combiners)) for i in range(MAX_COMPARE)]
+            compare_galleries = [
+                gr.Gallery(label=f"combiner {i + 1}", columns=2, height=420, visible=i < len(combiners))
+                for i in range(MAX_COMPARE)
+            ]
 
     # ------------------------------------------------------------------ handlers (thin)
     @user_errors
@@ -172,8 +202,13 @@ def build_search_tab(services: Services, session: gr.State, header: gr.Markdown)
     def do_search(image: Any, video: Any, txt: str, comb: str, gname: str, kk: int, s: Session | None):
         s = _session(s)
         out = search_with_session(services, s, image, video, txt, comb, gname, kk)
-        return (gallery_value(out, services.cache_dir / "outlined"), weights_bar_figure(out.weights, comb),
-                outcome_markdown(out), s.last, s)
+        return (
+            gallery_value(out, services.cache_dir / "outlined"),
+            weights_bar_figure(out.weights, comb),
+            outcome_markdown(out),
+            s.last,
+            s,
+        )
 
     @user_errors
     def do_compare(image: Any, video: Any, txt: str, gname: str, kk: int, s: Session | None):
@@ -184,16 +219,31 @@ def build_search_tab(services: Services, session: gr.State, header: gr.Markdown)
         exclude = set(duplicate_ids(gal, services.encode_query(ref, validate_text(txt))))
         if s.reference_id:
             exclude.add(s.reference_id)
-        res = run_compare(_Enc(services), gal, gname, ref, txt, services.combiners(), int(kk), mlp=services.mlp,
-                          target_id=s.target_id, exclude_ids=sorted(exclude))
+        res = run_compare(
+            _Enc(services),
+            gal,
+            gname,
+            ref,
+            txt,
+            services.combiners(),
+            int(kk),
+            mlp=services.mlp,
+            target_id=s.target_id,
+            exclude_ids=sorted(exclude),
+        )
         gals = []
         for i in range(MAX_COMPARE):
             names = list(res.outcomes)
             if i < len(names):
                 o = res.outcomes[names[i]]
                 rank = f", target rank {o.target_rank}" if o.target_rank else ""
-                gals.append(gr.Gallery(value=gallery_value(o, services.cache_dir / "outlined"),
-                                       label=f"{names[i]}{rank}", visible=True))
+                gals.append(
+                    gr.Gallery(
+                        value=gallery_value(o, services.cache_dir / "outlined"),
+                        label=f"{names[i]}{rank}",
+                        visible=True,
+                    )
+                )
             else:
                 gals.append(gr.Gallery(visible=False))
         md = f"Compared {len(res.outcomes)} combiners in {res.elapsed_s * 1000:.0f} ms."
@@ -224,24 +274,55 @@ def build_search_tab(services: Services, session: gr.State, header: gr.Markdown)
         return f"Pinned `{rec['id']}` ({len(services.curation)} pinned; see the Curate tab)."
 
     # ------------------------------------------------------------------ events
-    ref_image.change(encode_reference, [ref_image, ref_video, session], [session, ref_status],
-                     api_name="encode_reference", trigger_mode="always_last")
-    ref_image.upload(lambda s: (None, _reset_upload(_session(s))), [session], [ref_video, session],
-                     api_visibility="private")
+    ref_image.change(
+        encode_reference,
+        [ref_image, ref_video, session],
+        [session, ref_status],
+        api_name="encode_reference",
+        trigger_mode="always_last",
+    )
+    ref_image.upload(
+        lambda s: (None, _reset_upload(_session(s))),
+        [session],
+        [ref_video, session],
+        api_visibility="private",
+    )
     ref_video.upload(on_video, [ref_video, session], [ref_image, session], api_name="video_still")
     frames_btn.click(show_frames, [ref_video], [frames], api_name="sample_frames")
     search_outputs = [results, weights, status, record, session]
-    gr.on([search_btn.click, text.submit], do_search, [ref_image, ref_video, text, combiner, gallery, k, session],
-          search_outputs, api_name="search", concurrency_id="encoder")
-    compare_btn.click(do_compare, [ref_image, ref_video, text, gallery, k, session],
-                      [compare_md, compare_table, overlap_table, compare_box, *compare_galleries],
-                      api_name="compare", concurrency_id="encoder")
+    gr.on(
+        [search_btn.click, text.submit],
+        do_search,
+        [ref_image, ref_video, text, combiner, gallery, k, session],
+        search_outputs,
+        api_name="search",
+        concurrency_id="encoder",
+    )
+    compare_btn.click(
+        do_compare,
+        [ref_image, ref_video, text, gallery, k, session],
+        [compare_md, compare_table, overlap_table, compare_box, *compare_galleries],
+        api_name="compare",
+        concurrency_id="encoder",
+    )
     results.select(on_select, [session], [session], api_visibility="private")
     use_btn.click(use_selected, [session], [ref_image, ref_video, session], api_name="use_as_reference")
     pin_btn.click(pin, [ref_image, ref_video, session], [status], api_name="pin")
     gallery.change(services.header_markdown, [gallery], [header], api_visibility="private")
-    return SearchTab(ref_image, ref_video, text, combiner, gallery, k, results, weights, status, record,
-                     search_outputs, do_search)
+    return SearchTab(
+        ref_image,
+        ref_video,
+        text,
+        combiner,
+        gallery,
+        k,
+        results,
+        weights,
+        status,
+        record,
+        search_outputs,
+        do_search,
+    )
 
 
 def _reset_upload(s: Session) -> Session:

@@ -27,7 +27,9 @@ def has_weights(df: pd.DataFrame) -> bool:
     return bool(np.isfinite(df[list(WEIGHT_NAMES)].to_numpy(dtype=float)).all(axis=1).any())
 
 
-def weight_histograms(df: pd.DataFrame, bins: int = 40, range_: tuple[float, float] = (0.0, 1.0)) -> WeightHistograms:
+def weight_histograms(
+    df: pd.DataFrame, bins: int = 40, range_: tuple[float, float] = (0.0, 1.0)
+) -> WeightHistograms:
     """The study's Figure 1: one normalised histogram per weight over the rows of ``df``."""
     if not has_weights(df):
         raise ValueError("no weights in this table (columns w_mm, w_img, w_txt)")
@@ -72,6 +74,13 @@ def weight_summary(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for name in WEIGHT_NAMES:
         v = df[name].astype(float)
-        rows.append({"weight": name, "mean": round(v.mean(), 4), "std": round(v.std(ddof=0), 4),
-                     "min": round(v.min(), 4), "max": round(v.max(), 4)})
+        rows.append(
+            {
+                "weight": name,
+                "mean": round(v.mean(), 4),
+                "std": round(v.std(ddof=0), 4),
+                "min": round(v.min(), 4),
+                "max": round(v.max(), 4),
+            }
+        )
     return pd.DataFrame(rows)

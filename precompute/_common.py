@@ -24,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from covr_core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, fsync_dir  # noqa: F401
+from covr_core.atomic import atomic_write_text
 from covr_core.types import Summary
 
 log = logging.getLogger("precompute")
@@ -93,13 +93,20 @@ def add_run_args(p: argparse.ArgumentParser, batch_size: int = 64) -> None:
     g.add_argument("--batch-size", type=int, default=batch_size, help="images (or video frames) per forward pass")
     g.add_argument("--num-workers", type=int, default=min(8, os.cpu_count() or 1),
                    help="DataLoader worker processes that decode and resize media (0 = in the main process)")
-    g.add_argument("--num-shards", type=int, default=1, help="split the items into N shards (item i -> shard i %% N)")
+    g.add_argument("--num-shards", type=int, default=1,
+                   help="split the items into N shards (item i -> shard i %% N)")
     g.add_argument("--shard-id", type=int, default=0, help="which shard this process computes (0..N-1)")
     g.add_argument("--flush-every", type=int, default=256, help="write a part file every N finished items")
     g.add_argument("--retry-failed", action="store_true", help="retry items that failed in an earlier run")
     g.add_argument("--no-finalize", action="store_true",
                    help="only write parts; run `python -m precompute.merge` later (implied when --num-shards > 1)")
-    g.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="logging level")
+    add_log_arg(g)
+
+
+def add_log_arg(p) -> None:
+    """``--log-level`` (every job)."""
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                   help="logging level")
 
 
 def check_shard_args(num_shards: int, shard_id: int) -> None:

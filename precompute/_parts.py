@@ -131,18 +131,21 @@ class PartStore:
         atomic_write_bytes(path, buf.getvalue())
         return path
 
-    def iter_parts(self) -> Iterator[Part]:
-        """Yield every part (no pickle: string arrays are loaded with ``allow_pickle=False``)."""
+    def iter_parts(self, arrays: bool = True) -> Iterator[Part]:
+        """Yield every part (no pickle: string arrays are loaded with ``allow_pickle=False``).
+
+        ``arrays=False`` skips the embeddings (enough to know which rows are finished).
+        """
         for path in self.part_paths():
             with np.load(path, allow_pickle=False) as z:
-                arrays = {k[2:]: z[k] for k in z.files if k.startswith("a_")}
-                yield Part(path=path, rows=z["rows"], arrays=arrays, records=json.loads(str(z["records"])),
+                embs = {k[2:]: z[k] for k in z.files if k.startswith("a_")} if arrays else {}
+                yield Part(path=path, rows=z["rows"], arrays=embs, records=json.loads(str(z["records"])),
                            failed_rows=z["failed_rows"], failed_reasons=[str(s) for s in z["failed_reasons"]])
 
     def finished_rows(self, include_failed: bool = True) -> set[int]:
         """Plan rows already computed (and failed ones unless ``include_failed=False``)."""
         done: set[int] = set()
-        for part in self.iter_parts():
+        for part in self.iter_parts(arrays=False):
             done.update(int(r) for r in part.rows)
             if include_failed:
                 done.update(int(r) for r in part.failed_rows)

@@ -23,6 +23,7 @@ import contextlib
 import logging
 import os
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -32,7 +33,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from covr_core.atomic import atomic_write_json, atomic_write_text, fsync_dir
+from covr_core.atomic import atomic_write_json, atomic_write_text, cleanup_stale_temps, fsync_dir
 
 from . import _common as C
 
@@ -154,7 +155,10 @@ def filter_csv(csv: Path, meta: VideoMeta, out: Path, chunksize: int) -> dict[st
 
     stem = csv.stem
     finals = {r: out / f"{stem}_{r}.csv" for r in RULES}
-    tmps = {r: p.with_name(f".{p.name}.tmp-{os.getpid()}") for r, p in finals.items()}
+    for p in finals.values():  # temp files left by a killed run
+        cleanup_stale_temps(p)
+    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmps = {r: p.with_name(f".{p.name}.tmp-{tag}") for r, p in finals.items()}
     targets: dict[str, set[str]] = {k: set() for k in ("all", *RULES)}
     queries: dict[str, set[str]] = {k: set() for k in ("all", *RULES)}
     triplets = dict.fromkeys(("all", *RULES), 0)
@@ -172,10 +176,12 @@ def filter_csv(csv: Path, meta: VideoMeta, out: Path, chunksize: int) -> dict[st
                 queries[rule].update(pd.unique(p1.values[m]).tolist())
                 if rule != "all":
                     writers[rule].write_batch(batch.filter(pa.array(m)))
+            C.maybe_kill("filter-batch")
     for r in RULES:
         with open(tmps[r], "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmps[r], finals[r])
+        C.maybe_kill("filter-rename")
     fsync_dir(out)
     return {k: {"target_videos": len(targets[k]), "triplets": triplets[k], "query_videos": len(queries[k])}
             for k in ("all", *RULES)}
@@ -201,6 +207,7 @@ def run(*, csv: Sequence[str], map: str, out: str, chunksize: int = 250_000, map
     csvs = [Path(c) for c in csv]
     wanted = np.unique(np.concatenate([_csv_ids(c, chunksize) for c in csvs])) if csvs else np.array([], dtype=object)
     meta = load_video_meta(map, wanted, map_batch_rows)
+    C.maybe_kill("filter-map")
     t_map = time.perf_counter() - t0
     stats: dict[str, dict[str, dict[str, int]]] = {}
     for c in csvs:
@@ -225,7 +232,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", required=True, help="output folder for the filtered CSVs and stats.md/json")
     p.add_argument("--chunksize", type=int, default=250_000, help="CSV rows read per chunk")
     p.add_argument("--map-batch-rows", type=int, default=1_000_000, help="map rows per Arrow batch (parquet)")
-    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="logging level")
+    C.add_log_arg(p)
     return p.parse_args(argv)
 
 

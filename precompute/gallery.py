@@ -215,7 +215,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g = p.add_argument_group("dataset")
     g.add_argument("--dataset", choices=DATASETS, required=True, help="which gallery to build")
     g.add_argument("--root", help="CIRR root (holds the annotation and images folders)")
-    g.add_argument("--split", choices=CIRR_SPLITS, default="val", help="CIRR split")
+    g.add_argument("--split", default="val",
+                   help="CIRR split: val, test1, train (or demo for assets/benchmark/cirr)")
     g.add_argument("--csv", help="WebVid-CoVR CSV whose target videos (pth2) form the gallery")
     g.add_argument("--video-root", help="WebVid folder: videos are <video-root>/<pth>.mp4")
     s = g.add_mutually_exclusive_group()

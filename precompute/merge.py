@@ -201,7 +201,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--index-type", choices=("flat", "hnsw", "ivf"), default=None,
                    help="FAISS index type (default: the one the job was started with)")
     p.add_argument("--allow-missing", action="store_true", help="merge even if some items were never computed")
-    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="logging level")
+    C.add_log_arg(p)
     return p.parse_args(argv)
 
 

@@ -137,7 +137,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g = p.add_argument_group("dataset")
     g.add_argument("--dataset", choices=("cirr", "webvid"), required=True, help="which benchmark's triplets")
     g.add_argument("--root", help="CIRR root (holds the annotation and images folders)")
-    g.add_argument("--split", choices=("val", "test1", "train"), default="val", help="CIRR split")
+    g.add_argument("--split", default="val",
+                   help="CIRR split: val, test1, train (or demo for assets/benchmark/cirr)")
     g.add_argument("--csv", help="WebVid-CoVR CSV (one query per row)")
     g.add_argument("--video-root", help="WebVid folder: videos are <video-root>/<pth>.mp4")
     s = g.add_mutually_exclusive_group()

@@ -87,7 +87,8 @@ def run(*, gallery: str, queries: str | None = None, n_neighbors: int = 15, min_
         from .merge import load_queries
 
         table, arrays, manifest = load_queries(queries)
-        if int(manifest.get("dim", emb.shape[1])) != emb.shape[1] or manifest.get("encoder") != g.manifest.get("encoder"):
+        same_dim = int(manifest.get("dim", emb.shape[1])) == emb.shape[1]
+        if not same_dim or manifest.get("encoder") != g.manifest.get("encoder"):
             raise ValueError(f"queries {queries} ({manifest.get('encoder')}) and gallery {gallery} "
                              f"({g.manifest.get('encoder')}) come from different encoders")
         out = pd.DataFrame({"query_id": table["query_id"].values})
@@ -101,7 +102,8 @@ def run(*, gallery: str, queries: str | None = None, n_neighbors: int = 15, min_
         atomic_write_json(Path(queries) / MAP_META, {"gallery": str(folder), "placement": query_placement, "k": k,
                                                      "method": method, "provenance": C.provenance()})
         result["queries"] = len(out)
-    log.info("done=%d skipped=0 failed=0 map=%s (%s)", len(emb) + result.get("queries", 0), folder / MAP_FILE, method)
+    log.info("done=%d skipped=0 failed=0 map=%s (%s)", len(emb) + result.get("queries", 0), folder / MAP_FILE,
+             method)
     return result
 
 
@@ -117,7 +119,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--query-placement", choices=("knn", "transform"), default="knn",
                    help="knn = the same placement the app uses for new queries; transform = UMAP's transform")
     p.add_argument("--min-umap-items", type=int, default=15, help="below this many items use PCA instead")
-    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="logging level")
+    C.add_log_arg(p)
     return p.parse_args(argv)
 
 

@@ -18,8 +18,14 @@ REPO = Path(__file__).resolve().parents[2]
 OUTPUT = REPO / "test-output"
 START_TIMEOUT_S = float(os.environ.get("COVR_TEST_START_TIMEOUT", "900"))
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @dataclass
@@ -43,17 +49,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(data_dir: Path, encoder: str = "lite", extra_env: dict | None = None,
-              timeout_s: float = START_TIMEOUT_S) -> LiveApp:
+def start_app(
+    data_dir: Path, encoder: str = "lite", extra_env: dict | None = None, timeout_s: float = START_TIMEOUT_S
+) -> LiveApp:
     """Start app.py as a subprocess and wait until its page answers."""
     port = free_port()
-    env = {**os.environ, "COVR_DATA_DIR": str(data_dir), "GRADIO_SERVER_PORT": str(port),
-           "GRADIO_SERVER_NAME": "127.0.0.1", "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+    env = {
+        **os.environ,
+        "COVR_DATA_DIR": str(data_dir),
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "HF_HUB_OFFLINE": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
+    }
     log = data_dir / "server.log"
     fh = open(log, "w")
-    proc = subprocess.Popen([sys.executable, "app.py", "--encoder", encoder], cwd=REPO, env=env, stdout=fh,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "app.py", "--encoder", encoder],
+        cwd=REPO,
+        env=env,
+        stdout=fh,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}/"
     app = LiveApp(url, data_dir, proc, log)
     deadline = time.monotonic() + timeout_s
@@ -85,8 +104,12 @@ def stop_app(app: LiveApp) -> None:
 def live_app(tmp_path_factory):
     """One lite-encoder server for the whole test session (COVR_TEST_APP_URL reuses a running one)."""
     if os.environ.get("COVR_TEST_APP_URL"):
-        yield LiveApp(os.environ["COVR_TEST_APP_URL"].rstrip("/") + "/", Path(os.environ.get("COVR_DATA_DIR", "data")),
-                      subprocess.Popen([sys.executable, "-c", "pass"]), Path(os.devnull))
+        yield LiveApp(
+            os.environ["COVR_TEST_APP_URL"].rstrip("/") + "/",
+            Path(os.environ.get("COVR_DATA_DIR", "data")),
+            subprocess.Popen([sys.executable, "-c", "pass"]),
+            Path(os.devnull),
+        )
         return
     app = start_app(tmp_path_factory.mktemp("appdata"))
     yield app

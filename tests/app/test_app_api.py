@@ -22,17 +22,31 @@ def _ids(record: dict) -> list[str]:
 
 
 def _search(client, image=None, video=None, text="make it an orange", combiner="AVG", k=12, gallery=None):
-    gallery = gallery or client.view_api(return_format="dict", print_info=False)[
-        "named_endpoints"]["/search"]["parameters"][4]["parameter_default"]
-    return client.predict(handle_file(str(image)) if image else None, handle_file(str(video)) if video else None,
-                          text, combiner, gallery, k, api_name="/search")
+    gallery = (
+        gallery
+        or client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/search"][
+            "parameters"
+        ][4]["parameter_default"]
+    )
+    return client.predict(
+        handle_file(str(image)) if image else None,
+        handle_file(str(video)) if video else None,
+        text,
+        combiner,
+        gallery,
+        k,
+        api_name="/search",
+    )
 
 
 def test_page_says_which_encoder(live_app):
     with urllib.request.urlopen(live_app.url + "config", timeout=30) as r:
         config = json.loads(r.read())
-    header = next(c["props"]["value"] for c in config["components"]
-                  if c.get("props", {}).get("elem_id") == "covr-header")
+    header = next(
+        c["props"]["value"]
+        for c in config["components"]
+        if c.get("props", {}).get("elem_id") == "covr-header"
+    )
     assert "**Encoder** `lite`" in header and "Lite offline encoder" in header and "--encoder blip" in header
     assert "demo-lite" in header and "items" in header
 
@@ -43,8 +57,9 @@ def test_every_event_has_an_api_name(client):
 
 
 def test_lite_apple_to_orange_is_sensible(client):
-    gallery, _plot, status, record = _search(client, ASSETS / "images" / "apple.jpg",
-                                                      text="make it an orange", combiner="AVG", k=12)
+    gallery, _plot, status, record = _search(
+        client, ASSETS / "images" / "apple.jpg", text="make it an orange", combiner="AVG", k=12
+    )
     assert len(gallery) == 12 and len(record["results"]) == 12
     assert "orange" in _ids(record)[:3], _ids(record)
     assert gallery[0]["caption"].startswith("#1 · ")
@@ -53,11 +68,13 @@ def test_lite_apple_to_orange_is_sensible(client):
 
 def test_search_with_each_combiner(client):
     combiners = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/search"][
-        "parameters"][3]["type"]["enum"]
+        "parameters"
+    ][3]["type"]["enum"]
     assert "MLP" not in combiners and {"NA", "AVG", "TEXT", "IMAGE"} <= set(combiners)
     for c in combiners:
-        _g, _p, _s, record = _search(client, ASSETS / "images" / "apple.jpg", text="a round fruit", combiner=c,
-                                         k=5)
+        _g, _p, _s, record = _search(
+            client, ASSETS / "images" / "apple.jpg", text="a round fruit", combiner=c, k=5
+        )
         assert record["combiner"] == c and len(record["results"]) == 5
         w = record["weights"]
         assert abs(w["w_mm"] + w["w_img"] + w["w_txt"] - 1) < 1e-4
@@ -80,14 +97,23 @@ def test_video_still_and_encode_reference(client):
     video = sorted((ASSETS / "videos").glob("*.mp4"))[0]
     still = client.predict(handle_file(str(video)), api_name="/video_still")
     assert Image.open(still).size[0] > 0
-    msg = client.predict(handle_file(str(ASSETS / "images" / "apple.jpg")), None, api_name="/encode_reference")
+    msg = client.predict(
+        handle_file(str(ASSETS / "images" / "apple.jpg")), None, api_name="/encode_reference"
+    )
     assert "Reference encoded" in msg
 
 
 def test_compare(client):
-    out = client.predict(handle_file(str(ASSETS / "images" / "apple.jpg")), None, "make it an orange",
-                         client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/search"][
-                             "parameters"][4]["parameter_default"], 8, api_name="/compare")
+    out = client.predict(
+        handle_file(str(ASSETS / "images" / "apple.jpg")),
+        None,
+        "make it an orange",
+        client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/search"]["parameters"][
+            4
+        ]["parameter_default"],
+        8,
+        api_name="/compare",
+    )
     md, table, overlap = out[0], out[1], out[2]
     assert "Compared" in md
     names = [row[0] for row in table["data"]]
@@ -115,7 +141,9 @@ def test_pin_and_export_zip_matches_ranks(client):
     assert "make it an orange" in tex
 
 
-@pytest.mark.parametrize("case", ["empty_text", "long_text", "corrupt_image", "text_file_as_video", "nothing"])
+@pytest.mark.parametrize(
+    "case", ["empty_text", "long_text", "corrupt_image", "text_file_as_video", "nothing"]
+)
 def test_bad_input_gives_a_message_and_server_keeps_serving(client, tmp_path, case):
     from gradio_client.exceptions import AppError
 

@@ -57,7 +57,9 @@ def test_map_hover_shows_a_thumbnail(page, output_dir):
     assert tip.is_visible()
     img = tip.locator("img")
     assert img.count() == 1
-    page.wait_for_function("el => el.complete && el.naturalWidth > 0", arg=img.element_handle(), timeout=30_000)
+    page.wait_for_function(
+        "el => el.complete && el.naturalWidth > 0", arg=img.element_handle(), timeout=30_000
+    )
     assert tip.locator(".covr-map-caption").inner_text().strip()
     page.screenshot(path=str(output_dir / "browser-map-hover.png"))
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from gradio_client import handle_file
 
-from helpers.live_app import start_app
+from helpers.live_app import search_parts, start_app
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGES = REPO / "assets" / "images"
@@ -22,8 +22,8 @@ def _listed_ids(client) -> list[str]:
 
 
 def _pin(client, image: Path, text: str) -> str:
-    _g, _p, _s, record, _h = client.predict(handle_file(str(image)), None, text, "AVG", None, 5,
-                                            api_name="/search")
+    _g, _s, record = search_parts(client.predict(handle_file(str(image)), None, text, "AVG", None, 5,
+                                                 api_name="/search"))
     assert len(record["results"]) == 5
     status = client.predict(handle_file(str(image)), None, api_name="/pin")
     assert "Pinned" in status, status

@@ -58,6 +58,9 @@ def test_deep_link_round_trip():
     assert url == "http://127.0.0.1:7860/?bench=mini+cirr&query=12&combiner=AVG"
     from urllib.parse import parse_qsl, urlparse
 
-    assert parse_deep_link(dict(parse_qsl(urlparse(url).query))) == {"bench": "mini cirr", "query": "12",
-                                                                     "combiner": "AVG"}
+    assert parse_deep_link(dict(parse_qsl(urlparse(url).query))) == {
+        "bench": "mini cirr",
+        "query": "12",
+        "combiner": "AVG",
+    }
     assert parse_deep_link({"bench": "x"}) is None

@@ -21,16 +21,30 @@ from explorer.export import (
     write_export_zip,
 )
 
-RECORD = {"id": "x1", "text": "make it 50% red & shiny", "combiner": "AVG",
-          "weights": {"w_mm": 0.5, "w_img": 0.2, "w_txt": 0.3}, "encoder": "lite", "checkpoint": "pkg",
-          "checkpoint_sha256": "ab" * 32, "gallery": "demo", "gallery_manifest_sha256": "cd" * 32,
-          "target_id": "t", "target_rank": 2,
-          "results": [{"rank": 1, "id": "a", "score": 0.9}, {"rank": 2, "id": "t", "score": 0.8, "is_target": True}]}
+RECORD = {
+    "id": "x1",
+    "text": "make it 50% red & shiny",
+    "combiner": "AVG",
+    "weights": {"w_mm": 0.5, "w_img": 0.2, "w_txt": 0.3},
+    "encoder": "lite",
+    "checkpoint": "pkg",
+    "checkpoint_sha256": "ab" * 32,
+    "gallery": "demo",
+    "gallery_manifest_sha256": "cd" * 32,
+    "target_id": "t",
+    "target_rank": 2,
+    "results": [
+        {"rank": 1, "id": "a", "score": 0.9},
+        {"rank": 2, "id": "t", "score": 0.8, "is_target": True},
+    ],
+}
 
 
 def _tiles():
-    return [ResultTile(Image.new("RGB", (50, 80), "blue"), "#1 · 0.900 · a"),
-            ResultTile(Image.new("RGB", (90, 40), "yellow"), "#2 · 0.800 · t", is_target=True)]
+    return [
+        ResultTile(Image.new("RGB", (50, 80), "blue"), "#1 · 0.900 · a"),
+        ResultTile(Image.new("RGB", (90, 40), "yellow"), "#2 · 0.800 · t", is_target=True),
+    ]
 
 
 def test_png_layout_reference_arrow_results_and_target_outline():
@@ -39,6 +53,7 @@ def test_png_layout_reference_arrow_results_and_target_outline():
     assert img.width > 3 * 224 and img.height > 224
     # the target (second result) is outlined in green; the first result is not
     from explorer.export import ARROW_W, PAD, TILE
+
     x_target = PAD + TILE + ARROW_W + (TILE + PAD)
     top = PAD + 28
     assert tuple(arr[top + TILE // 2, x_target - 2]) == TARGET_COLOUR
@@ -69,7 +84,9 @@ def test_zip_holds_png_json_and_snippets(tmp_path):
 
 
 def test_manifest_hash_is_order_independent():
-    assert manifest_hash({"a": 1, "b": 2}) == manifest_hash({"b": 2, "a": 1}) != manifest_hash({"a": 2, "b": 2})
+    assert (
+        manifest_hash({"a": 1, "b": 2}) == manifest_hash({"b": 2, "a": 1}) != manifest_hash({"a": 2, "b": 2})
+    )
 
 
 def test_store_survives_a_new_instance_and_removes(tmp_path):

@@ -53,7 +53,9 @@ def test_services_galleries_header_and_thumbs(tiny_services):
     assert "blip-tiny" in h and tiny_services.info.short_sha in h and "9 items" in h and "`cpu`" in h
     assert "Lite offline encoder" not in h
     roots = tiny_services.media_roots()
-    assert tiny_services.data_dir / "galleries" / "pics" in roots and tiny_services.data_dir / "media" in roots
+    assert (
+        tiny_services.data_dir / "galleries" / "pics" in roots and tiny_services.data_dir / "media" in roots
+    )
     assert tiny_services.thumb_url("pics", "p1").endswith("/media/p1.png")
     assert tiny_services.thumb_url("pics", "clip") == ""  # a video without thumbnail
     assert "MLP" not in tiny_services.combiners() and "AVG" in tiny_services.combiners()
@@ -97,11 +99,23 @@ def test_open_benchmark_query_through_services(tiny_services):
 
     out = tiny_services.data_dir / "evaluations" / "mini-pics"
     out.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"query_id": ["7"], "combiner": ["AVG"], "reference": ["p1"], "target": ["p2"], "rank": [2],
-                  "top_ids": [["p4", "p2", "missing"]], "top_scores": [np.array([0.9, 0.8, 0.1], np.float32)],
-                  "w_mm": [1 / 3], "w_img": [1 / 3], "w_txt": [1 / 3]}).to_parquet(out / "per_query.parquet")
-    (out / "metrics.json").write_text(json.dumps({"info": {"gallery": str(tiny_services.data_dir / "galleries" /
-                                                                           "pics")}}))
+    pd.DataFrame(
+        {
+            "query_id": ["7"],
+            "combiner": ["AVG"],
+            "reference": ["p1"],
+            "target": ["p2"],
+            "rank": [2],
+            "top_ids": [["p4", "p2", "missing"]],
+            "top_scores": [np.array([0.9, 0.8, 0.1], np.float32)],
+            "w_mm": [1 / 3],
+            "w_img": [1 / 3],
+            "w_txt": [1 / 3],
+        }
+    ).to_parquet(out / "per_query.parquet")
+    (out / "metrics.json").write_text(
+        json.dumps({"info": {"gallery": str(tiny_services.data_dir / "galleries" / "pics")}})
+    )
     assert "mini-pics" in tiny_services.benchmark_names()
     bench = tiny_services.get_benchmark("mini-pics")
     assert tiny_services.gallery_for_benchmark(bench) == "pics"

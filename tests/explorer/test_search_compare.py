@@ -49,8 +49,16 @@ def test_load_reference_errors(tmp_path):
 
 def test_search_ranks_target_and_labels(tiny_services):
     gal = tiny_services.get_gallery("pics")
-    out = run_search(tiny_services.encoder, gal, "pics", _ref(tiny_services), "make it brighter", "IMAGE", k=5,
-                     target_id="p3")
+    out = run_search(
+        tiny_services.encoder,
+        gal,
+        "pics",
+        _ref(tiny_services),
+        "make it brighter",
+        "IMAGE",
+        k=5,
+        target_id="p3",
+    )
     assert len(out.hits) == 5 and [h.rank for h in out.hits] == [1, 2, 3, 4, 5]
     # IMAGE uses f_img only: the reference itself is the best match and the target rank is exact
     assert out.hits[0].id == "p3" and out.target_rank == 1 and out.hits[0].is_target
@@ -64,7 +72,9 @@ def test_search_ranks_target_and_labels(tiny_services):
 
 def test_gallery_value_outlines_image_target(tiny_services, tmp_path):
     gal = tiny_services.get_gallery("pics")
-    out = run_search(tiny_services.encoder, gal, "pics", _ref(tiny_services), "x", "IMAGE", k=3, target_id="p3")
+    out = run_search(
+        tiny_services.encoder, gal, "pics", _ref(tiny_services), "x", "IMAGE", k=3, target_id="p3"
+    )
     val = gallery_value(out, tmp_path)
     assert val[0][0].startswith(str(tmp_path)) and val[1][0] == out.hits[1].media
     framed = Image.open(val[0][0])
@@ -75,8 +85,9 @@ def test_gallery_value_outlines_image_target(tiny_services, tmp_path):
 def test_every_combiner_searches(tiny_services, combiner):
     assert combiner in list_combiners(None)
     s = Session()
-    out = search_with_session(tiny_services, s, str(tiny_services.item_path("pics", "p1")), None, "a red one",
-                              combiner, "pics", 4)
+    out = search_with_session(
+        tiny_services, s, str(tiny_services.item_path("pics", "p1")), None, "a red one", combiner, "pics", 4
+    )
     assert len(out.hits) == 4 and s.last["combiner"] == combiner
     assert [r["rank"] for r in s.last["results"]] == [1, 2, 3, 4]
     assert s.last["gallery_manifest_sha256"] == tiny_services.gallery_hash("pics")
@@ -111,8 +122,9 @@ def test_reference_is_cached_so_search_costs_only_text(tiny_services):
     tiny_services.prepare_reference(ref)
     before = enc.vision_calls
     s = Session()
-    search_with_session(tiny_services, s, str(tiny_services.item_path("pics", "p3")), None, "new text", "AVG",
-                        "pics", 3)
+    search_with_session(
+        tiny_services, s, str(tiny_services.item_path("pics", "p3")), None, "new text", "AVG", "pics", 3
+    )
     assert enc.vision_calls == before
 
 
@@ -125,20 +137,38 @@ def test_duplicate_ids_finds_the_reference_itself(tiny_services):
 
 
 def test_benchmark_context_ends_with_another_reference(tiny_services):
-    s = Session(benchmark="b", query_id="1", target_id="p2", reference_id="p1",
-                benchmark_key=tiny_services.prepare_reference(load_reference(str(tiny_services.item_path("pics", "p1")))))
-    out = search_with_session(tiny_services, s, str(tiny_services.item_path("pics", "p1")), None, "x", "IMAGE",
-                              "pics", 3)
+    s = Session(
+        benchmark="b",
+        query_id="1",
+        target_id="p2",
+        reference_id="p1",
+        benchmark_key=tiny_services.prepare_reference(
+            load_reference(str(tiny_services.item_path("pics", "p1")))
+        ),
+    )
+    out = search_with_session(
+        tiny_services, s, str(tiny_services.item_path("pics", "p1")), None, "x", "IMAGE", "pics", 3
+    )
     assert out.target_id == "p2" and "p1" not in out.ids  # CoVR removes the reference from the results
-    out = search_with_session(tiny_services, s, str(tiny_services.item_path("pics", "p5")), None, "x", "IMAGE",
-                              "pics", 3)
+    out = search_with_session(
+        tiny_services, s, str(tiny_services.item_path("pics", "p5")), None, "x", "IMAGE", "pics", 3
+    )
     assert out.target_id is None and s.benchmark is None and "p5" not in out.ids
 
 
 def test_compare_runs_every_combiner(tiny_services):
     gal = tiny_services.get_gallery("pics")
-    res = run_compare(tiny_services.encoder, gal, "pics", _ref(tiny_services), "make it red",
-                      ["NA", "AVG", "TEXT", "IMAGE"], k=4, target_id="p3", exclude_ids=["p7"])
+    res = run_compare(
+        tiny_services.encoder,
+        gal,
+        "pics",
+        _ref(tiny_services),
+        "make it red",
+        ["NA", "AVG", "TEXT", "IMAGE"],
+        k=4,
+        target_id="p3",
+        exclude_ids=["p7"],
+    )
     assert list(res.outcomes) == ["NA", "AVG", "TEXT", "IMAGE"]
     assert list(res.table["combiner"]) == ["NA", "AVG", "TEXT", "IMAGE"]
     assert res.table.set_index("combiner").loc["IMAGE", "target_rank"] == 1

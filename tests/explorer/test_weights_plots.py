@@ -19,8 +19,15 @@ from explorer.weights import (
 def _table(n: int = 200, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     w = rng.dirichlet([10, 3, 7], size=n)
-    return pd.DataFrame({"query_id": [str(i) for i in range(n)], "w_mm": w[:, 0], "w_img": w[:, 1],
-                         "w_txt": w[:, 2], "success": rng.random(n) > 0.5})
+    return pd.DataFrame(
+        {
+            "query_id": [str(i) for i in range(n)],
+            "w_mm": w[:, 0],
+            "w_img": w[:, 1],
+            "w_txt": w[:, 2],
+            "success": rng.random(n) > 0.5,
+        }
+    )
 
 
 def test_histograms_are_normalised_and_means_match():
@@ -70,10 +77,20 @@ def test_figures_have_the_expected_traces():
 
 
 def test_map_figure_json_carries_hover_data():
-    pts = pd.DataFrame({"id": ["a", "b", "c"], "x": [0.0, 1, 2], "y": [0.0, 1, 0], "group": ["image", "video", "image"],
-                        "caption": ["A", "B", "C"], "thumb_url": ["/a.png", "", "/c.png"]})
-    fig = map_figure_json(pts, [{"name": "query", "x": [0.5], "y": [0.5], "ids": ["query"], "captions": ["q"],
-                                 "thumb_urls": [""]}])
+    pts = pd.DataFrame(
+        {
+            "id": ["a", "b", "c"],
+            "x": [0.0, 1, 2],
+            "y": [0.0, 1, 0],
+            "group": ["image", "video", "image"],
+            "caption": ["A", "B", "C"],
+            "thumb_url": ["/a.png", "", "/c.png"],
+        }
+    )
+    fig = map_figure_json(
+        pts,
+        [{"name": "query", "x": [0.5], "y": [0.5], "ids": ["query"], "captions": ["q"], "thumb_urls": [""]}],
+    )
     assert [t["name"] for t in fig["data"]] == ["image", "video", "query"]
     assert fig["data"][0]["customdata"] == [["a", "A", "/a.png"], ["c", "C", "/c.png"]]
     assert fig["data"][2]["marker"]["symbol"] == "star"

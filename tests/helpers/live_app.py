@@ -177,3 +177,28 @@ def listening_addresses(pid: int) -> set[tuple[str, int]]:
             continue
         out.update((c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN)
     return out
+
+
+def search_parts(result) -> tuple[list, str, dict]:
+    """``(gallery, status markdown, record)`` from a /search result, whatever the order of extra outputs.
+
+    The record is the dict output holding ``results``; the status is the string that mentions "results".
+    """
+    values = list(result) if isinstance(result, (list, tuple)) else [result]
+    record = next((v for v in values if isinstance(v, dict) and "results" in v), None)
+    status = next((v for v in values if isinstance(v, str) and "results" in v), "")
+    gallery = next((v for v in values if isinstance(v, list)), [])
+    if record is None:
+        raise AssertionError(f"no record in the /search result: {str(values)[:500]}")
+    return gallery, status, record
+
+
+def call_api(app: LiveApp, api: str, data: list, timeout: float = 300) -> str:
+    """POST ``/gradio_api/call/<api>`` with raw JSON ``data`` (nothing uploaded or rewritten by a client)
+    and return the whole server-sent-events answer as text (``event: complete`` or ``event: error``)."""
+    r = httpx.post(f"{app.url}gradio_api/call/{api}", json={"data": data}, timeout=60)
+    if r.status_code != 200:
+        return f"HTTP {r.status_code}: {r.text}"
+    event_id = r.json()["event_id"]
+    with httpx.stream("GET", f"{app.url}gradio_api/call/{api}/{event_id}", timeout=timeout) as s:
+        return "".join(s.iter_text())

@@ -109,3 +109,21 @@ def test_bad_shard_arguments_are_refused(cirr_data, tmp_path):
     with pytest.raises(ValueError, match="shard"):
         _run({"dataset": "cirr", "root": str(cirr_data.root)}, tmp_path / "x", "lite",
              num_shards=2, shard_id=2)
+
+
+def test_rerun_skips_finished_and_retry_failed_picks_up_repaired_files(tiny_blip, tmp_path):
+    from helpers.synthetic_data import make_cirr, pattern_image
+
+    data = make_cirr(tmp_path / "cirr", n_images=8, n_triplets=2)
+    args = {"dataset": "cirr", "root": str(data.root), "split": "val"}
+    first = _run(args, tmp_path / "g", tiny_blip, thumbs=False)
+    assert (first.done, first.failed) == (5, 3)
+    again = _run(args, tmp_path / "g", tiny_blip, thumbs=False)
+    assert (again.done, again.skipped, again.failed) == (0, 8, 0) and again.complete
+    missing = next(n for n, why in data.bad.items() if why == "missing")
+    pattern_image(99).save(data.root / "img_raw" / "dev" / f"{missing}.png")  # the file shows up
+    retried = _run(args, tmp_path / "g", tiny_blip, thumbs=False, retry_failed=True)
+    assert (retried.done, retried.skipped, retried.failed) == (1, 5, 2)
+    g = Gallery.load(tmp_path / "g")
+    assert missing in set(g.items["id"]) and len(g) == 6 and g.items["id"].is_unique
+    assert [i for i in g.items["id"]] == [n for n in data.names if n == missing or n not in data.bad]
