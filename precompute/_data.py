@@ -7,7 +7,9 @@ failure record (``reason``), never an exception in the loop.
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -47,8 +49,15 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _save_jpeg(image: Image.Image, path: Path) -> None:
-    media.save_jpeg_atomic(image, path)
+def _save_jpeg(image: Image.Image, path: Path, quality: int = 85) -> None:
+    """Write a JPEG via temp file + rename (no fsync: thumbnails are cheap to redo, and an fsync per file
+    would cap throughput on network filesystems; the part files, which say what is done, are fsynced)."""
+    buf = io.BytesIO()
+    media.to_rgb(image).save(buf, "JPEG", quality=quality)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, path)
 
 
 def _thumbnail(image: Image.Image, size: int = THUMB_SIZE) -> Image.Image:
