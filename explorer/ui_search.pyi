@@ -249,8 +249,10 @@ class ReferenceVideo(gr.Video):
         except gr.Error:
             raise
         except Exception as exc:  # noqa: BLE001 - becomes a message in the page
-            raise gr.Error(f"This file is not a readable video ({type(exc).__name__}); use mp4/webm/mov.",
-                           print_exception=False) from None
+            raise gr.Error(
+                f"This file is not a readable video ({type(exc).__name__}); use mp4/webm/mov.",
+                print_exception=False,
+            ) from None
     from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
     from gradio.blocks import Block
     if TYPE_CHECKING:
