@@ -70,7 +70,20 @@ def build_demo(services: Services) -> gr.Blocks:
             with gr.Tab("Curate", id="curate"):
                 curate = build_curate_tab(services, session, search)
         explore.wire_deep_link(demo)
-        demo.load(curate.refresh_fn, None, curate.refresh_outputs, api_visibility="private")
+        demo.load(
+            curate.refresh_fn,
+            None,
+            curate.refresh_outputs,
+            api_name="refresh_pinned",
+            api_visibility="private",
+        )
+        demo.load(
+            lambda: gr.Dropdown(choices=services.gallery_names()),
+            None,
+            search.gallery,
+            api_name="list_galleries",
+            show_progress="hidden",
+        )
     return demo
 
 

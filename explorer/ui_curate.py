@@ -73,10 +73,10 @@ def build_curate_tab(services: Services, session: gr.State, search: SearchTab) -
         return refresh(), "", None
 
     refresh_btn.click(refresh, None, [table], api_name="list_pinned")
-    table.select(on_row, [table], [selected], api_visibility="private")
+    table.select(on_row, [table], [selected], api_name="select_pinned", api_visibility="private")
     selected.change(show, [selected], [preview], api_name="preview_pinned")
     export_one.click(export, [selected], [zip_file], api_name="export")
     export_all.click(lambda: export(""), None, [zip_file], api_name="export_all")
     remove_btn.click(remove, [selected], [table, selected, preview], api_name="remove_pinned")
-    search.status.change(refresh, None, [table], api_visibility="private")
+    search.status.change(refresh, None, [table], api_name="refresh_after_search", api_visibility="private")
     return CurateTab(refresh_fn=refresh, refresh_outputs=[table])

@@ -239,7 +239,7 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
 
     # ------------------------------------------------------------------ events
     detail_out = [d_ref, d_md, d_link, d_target, d_results, opened]
-    bench.change(on_bench, [bench], [combiner], api_visibility="private")
+    bench.change(on_bench, [bench], [combiner], api_name="list_combiners", api_visibility="private")
     gr.on(
         [bench.change, combiner.change, k.change, text.submit, outcome.change, disagree.change],
         list_queries,
@@ -247,7 +247,9 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
         [table],
         api_name="list_queries",
     )
-    table.select(on_row, [bench, combiner, table], detail_out, api_visibility="private")
+    table.select(
+        on_row, [bench, combiner, table], detail_out, api_name="select_query", api_visibility="private"
+    )
     gr.on(
         [bench.change, combiner.change, k.change],
         weights_view,

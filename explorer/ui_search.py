@@ -27,46 +27,39 @@ from explorer.ui import user_errors
 MAX_COMPARE = 5
 
 
-class ReferenceImage(gr.Image):
-    """``gr.Image`` whose unreadable uploads give a clear message instead of Gradio's preprocessing error."""
+def _image_message(exc: Exception, payload: Any) -> str:
+    """The media layer's message for an unreadable image upload (its own words), else a generic one."""
+    from covr_core.media import MediaError, load_image
 
-    def get_block_name(self) -> str:
-        return "image"
+    try:
+        load_image(payload.path)
+    except MediaError as media_exc:
+        return str(media_exc)
+    except Exception:  # noqa: BLE001
+        pass
+    return f"This file is not a readable image ({type(exc).__name__})."
 
-    def preprocess(self, payload: Any) -> Any:
+
+def with_clear_upload_errors(component: Any, kind: str) -> Any:
+    """Make a component's unreadable uploads raise ``gr.Error`` with a clear message instead of Gradio's
+    preprocessing error (wraps the instance's ``preprocess``; a subclass would make Gradio write a .pyi)."""
+    original = component.preprocess
+
+    def preprocess(payload: Any) -> Any:
         try:
-            return super().preprocess(payload)
+            return original(payload)
         except gr.Error:
             raise
         except Exception as exc:  # noqa: BLE001 - becomes a message in the page
-            message = f"This file is not a readable image ({type(exc).__name__})."
-            try:
-                from covr_core.media import MediaError, load_image
+            msg = (
+                _image_message(exc, payload)
+                if kind == "image"
+                else f"This file is not a readable video ({type(exc).__name__}); use mp4/webm/mov."
+            )
+            raise gr.Error(msg, print_exception=False) from None
 
-                load_image(payload.path)
-            except MediaError as media_exc:
-                message = str(media_exc)
-            except Exception:  # noqa: BLE001
-                pass
-            raise gr.Error(message, print_exception=False) from None
-
-
-class ReferenceVideo(gr.Video):
-    """``gr.Video`` whose unreadable uploads give a clear message instead of Gradio's preprocessing error."""
-
-    def get_block_name(self) -> str:
-        return "video"
-
-    def preprocess(self, payload: Any) -> Any:
-        try:
-            return super().preprocess(payload)
-        except gr.Error:
-            raise
-        except Exception as exc:  # noqa: BLE001 - becomes a message in the page
-            raise gr.Error(
-                f"This file is not a readable video ({type(exc).__name__}); use mp4/webm/mov.",
-                print_exception=False,
-            ) from None
+    component.preprocess = preprocess
+    return component
 
 
 @dataclass
@@ -107,7 +100,7 @@ def build_search_tab(services: Services, session: gr.State, header: gr.Markdown)
     combiners = services.combiners()
     with gr.Row():
         with gr.Column(scale=2, min_width=300):
-            ref_image = ReferenceImage(
+            ref_image = gr.Image(
                 type="filepath",
                 image_mode=None,
                 label="Reference image (upload, paste or webcam)",
@@ -115,13 +108,15 @@ def build_search_tab(services: Services, session: gr.State, header: gr.Markdown)
                 height=260,
                 elem_id="ref-image",
             )
+            with_clear_upload_errors(ref_image, "image")
             with gr.Row():
-                ref_video = ReferenceVideo(
+                ref_video = gr.Video(
                     label="…or a reference video (its middle frame is the query)",
                     sources=["upload"],
                     height=200,
                     elem_id="ref-video",
                 )
+                with_clear_upload_errors(ref_video, "video")
             ref_status = gr.Markdown(elem_id="ref-status")
             frames_btn = gr.Button("Show the sampled frames", size="sm")
             frames = gr.Gallery(
@@ -285,6 +280,7 @@ def build_search_tab(services: Services, session: gr.State, header: gr.Markdown)
         lambda s: (None, _reset_upload(_session(s))),
         [session],
         [ref_video, session],
+        api_name="reset_reference",
         api_visibility="private",
     )
     ref_video.upload(on_video, [ref_video, session], [ref_image, session], api_name="video_still")
@@ -305,10 +301,10 @@ def build_search_tab(services: Services, session: gr.State, header: gr.Markdown)
         api_name="compare",
         concurrency_id="encoder",
     )
-    results.select(on_select, [session], [session], api_visibility="private")
+    results.select(on_select, [session], [session], api_name="select_result", api_visibility="private")
     use_btn.click(use_selected, [session], [ref_image, ref_video, session], api_name="use_as_reference")
     pin_btn.click(pin, [ref_image, ref_video, session], [status], api_name="pin")
-    gallery.change(services.header_markdown, [gallery], [header], api_visibility="private")
+    gallery.change(services.header_markdown, [gallery], [header], api_name="header", api_visibility="private")
     return SearchTab(
         ref_image,
         ref_video,
