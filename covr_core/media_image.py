@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from covr_core.settings import load_settings
+
 if TYPE_CHECKING:
     from covr_core.settings import Settings
 
@@ -130,7 +132,7 @@ def load_image(src: ImageSource, limits: ImageLimits | None = None) -> Image.Ima
     truncated or corrupt files become :class:`MediaError`. Animated GIF/WebP give their first frame;
     CMYK, 16-bit, palette and alpha images are converted (alpha composited on white).
     """
-    limits = limits or ImageLimits()
+    limits = limits or ImageLimits.from_settings(load_settings())
     install_pillow_bomb_guard(limits.max_pixels)
     if isinstance(src, Image.Image):
         check_image_size(src.width, src.height, limits)

@@ -29,6 +29,8 @@ from PIL import Image
 
 from covr_core.media_image import _NOT_FOUND, MediaError
 
+from covr_core.settings import load_settings
+
 if TYPE_CHECKING:
     from covr_core.settings import Settings
 
@@ -127,7 +129,7 @@ def probe_video(path: str | os.PathLike, limits: VideoLimits | None = None) -> V
     """
     import av
 
-    limits = limits or VideoLimits()
+    limits = limits or VideoLimits.from_settings(load_settings())
     p = Path(path)
     try:
         size = p.stat().st_size

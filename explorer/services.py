@@ -75,34 +75,6 @@ def scan_galleries(data_dir: Path, extra: list[Path] | None = None) -> dict[str,
     return found
 
 
-def _demo_id_queries(qdir: Path, gallery: Path) -> Path:
-    """The demo gallery names videos by file stem while WebVid-CoVR ``pth`` is ``videos/<stem>``: a sibling
-    queries folder whose reference/target use the gallery's ids (embeddings hard-linked, not recomputed)."""
-    import os
-    import shutil
-
-    import pandas as pd
-
-    from covr_core.datasets.webvid import webvid_video_id
-
-    ids = set(pd.read_parquet(gallery / "items.parquet", columns=["id"])["id"].astype(str))
-    table = pd.read_parquet(qdir / "queries.parquet")
-    if set(table["target"].astype(str)) <= ids:
-        return qdir
-    out = qdir.with_name(qdir.name + "-ids")
-    out.mkdir(parents=True, exist_ok=True)
-    for col in ("reference", "target"):
-        table[col] = [v if v in ids else webvid_video_id(v) for v in table[col].astype(str)]
-    table.to_parquet(out / "queries.parquet", index=False)
-    for name in ("queries.npz", "manifest.json"):
-        if (qdir / name).exists() and not (out / name).exists():
-            try:
-                os.link(qdir / name, out / name)
-            except OSError:
-                shutil.copy2(qdir / name, out / name)
-    return out
-
-
 class Services:
     """Everything the UI reads: encoder, galleries, benchmarks, curated examples."""
 
@@ -251,8 +223,6 @@ class Services:
                 )
                 if not getattr(summary, "complete", True):
                     raise RuntimeError(summary.line())
-                if kind == "webvid":
-                    qdir = _demo_id_queries(qdir, gallery)
                 evaluate.run(queries=qdir, gallery=gallery, benchmark=kind, out=out, top_k=12)
                 done.append(name)
             except Exception as exc:  # noqa: BLE001 - optional at start-up, the app works without it
@@ -311,10 +281,11 @@ class Services:
         return manifest_hash(self.get_gallery(name).manifest)
 
     def media_roots(self) -> list[Path]:
-        """Folders the browser may read files from: every gallery folder and its media root."""
+        """Folders the browser may read files from: each gallery's thumbnails, frame strips and media root
+        (never the gallery folder itself: its index, embeddings and manifest are not served)."""
         roots: list[Path] = []
         for entry in self.gallery_entries().values():
-            roots.append(entry.folder)
+            roots.extend([entry.folder / "thumbs", entry.folder / "frames"])
             mr = entry.manifest.get("media_root")
             if mr:
                 p = Path(mr) if Path(mr).is_absolute() else (entry.folder / mr)

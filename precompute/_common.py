@@ -234,7 +234,8 @@ def package_versions(names: Sequence[str] = PACKAGES) -> dict[str, str]:
 
 def provenance(argv: Sequence[str] | None = None, extra: dict | None = None) -> dict:
     """What made an output: command line, package versions, host and time."""
-    cmd = [sys.executable, "-m", _job_module()] + list(sys.argv[1:] if argv is None else argv)
+    job = (extra or {}).get("job")
+    cmd = [sys.executable, "-m", _job_module(job)] + list(sys.argv[1:] if argv is None else argv)
     rec = {"command": shlex.join(cmd), "versions": package_versions(), "host": platform.node(),
            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if extra:
@@ -242,10 +243,12 @@ def provenance(argv: Sequence[str] | None = None, extra: dict | None = None) -> 
     return rec
 
 
-def _job_module() -> str:
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    return spec.name if spec is not None and spec.name else "precompute"
+def _job_module(job: str | None = None) -> str:
+    """The running ``precompute.<job>`` module; ``precompute.<job>`` when called as a library (app, tests)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and (spec.name or "").startswith("precompute."):
+        return spec.name
+    return f"precompute.{job}" if job else "precompute"
 
 
 def encoder_record(info) -> dict:

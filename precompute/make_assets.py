@@ -212,7 +212,7 @@ def build_videos(out: Path) -> list[dict]:
         rel = f"videos/{spec.id}.mp4"
         write_mp4(frames, out / rel, rate)
         duration = round(len(frames) / float(rate), 2)
-        rows.append({"id": spec.id, "kind": "video", "media": rel, "caption": spec.caption,
+        rows.append({"id": f"videos/{spec.id}", "kind": "video", "media": rel, "caption": spec.caption,
                      "split": "demo", "duration": duration})
         log.info("video %s %d frames %.2fs", rel, len(frames), duration)
     return rows
@@ -325,7 +325,7 @@ def _existing_video_rows(out: Path) -> list[dict]:
         with av.open(str(path)) as c:
             s = c.streams.video[0]
             dur = round(float(s.frames / s.average_rate), 2)
-        rows.append({"id": spec.id, "kind": "video", "media": f"videos/{spec.id}.mp4",
+        rows.append({"id": f"videos/{spec.id}", "kind": "video", "media": f"videos/{spec.id}.mp4",
                      "caption": spec.caption, "split": "demo", "duration": dur})
     return rows
 

@@ -53,9 +53,9 @@ def test_services_galleries_header_and_thumbs(tiny_services):
     assert "blip-tiny" in h and tiny_services.info.short_sha in h and "9 items" in h and "`cpu`" in h
     assert "Lite offline encoder" not in h
     roots = tiny_services.media_roots()
-    assert (
-        tiny_services.data_dir / "galleries" / "pics" in roots and tiny_services.data_dir / "media" in roots
-    )
+    folder = tiny_services.data_dir / "galleries" / "pics"
+    assert folder / "thumbs" in roots and folder / "frames" in roots and tiny_services.data_dir / "media" in roots
+    assert folder not in roots  # index, embeddings and manifest are never served
     assert tiny_services.thumb_url("pics", "p1").endswith("/media/p1.png")
     assert tiny_services.thumb_url("pics", "clip") == ""  # a video without thumbnail
     assert "MLP" not in tiny_services.combiners() and "AVG" in tiny_services.combiners()
