@@ -68,13 +68,15 @@ class Gallery:
         normalize: bool = False,
         index_params: dict | None = None,
         recall_queries: np.ndarray | None = None,
+        target_recall: float = 0.95,
     ) -> Gallery:
         """Build a gallery from [N, dim] embeddings and an N-row items table (DataFrame or records).
 
         ``dtype`` is the stored embedding type (float16 halves disk and page cache). ``normalize=True``
         L2-normalises; otherwise rows must already have unit norm. ``index_type`` is ``flat`` (exact),
         ``hnsw`` or ``ivf``; approximate indexes store their recall@10 vs exact (measured on
-        ``recall_queries`` or on perturbed gallery rows) in the manifest as ``index_recall_at_10``.
+        ``recall_queries`` or on perturbed gallery rows) in the manifest as ``index_recall_at_10``, after
+        raising efSearch/nprobe until that recall reaches ``target_recall`` (0 keeps the given values).
         """
         emb = gf.validate_embeddings(embeddings, encoder.dim, normalize, dtype)
         table = gf.validate_items(items, len(emb))
@@ -98,15 +100,18 @@ class Gallery:
             "media_root": str(media_root),
             "provenance": dict(provenance or {}),
         }
+        manifest["target_recall_at_10"] = target_recall
         gallery = cls(manifest, table, emb, index)
         if index_type != "flat":
             gallery._measure_recall(recall_queries)
         return gallery
 
     def _measure_recall(self, queries: np.ndarray | None = None) -> float:
-        recall = gi.measure_recall(self.index, self.embeddings, queries)
+        target = float(self.manifest.get("target_recall_at_10", 0.0))
+        recall, chosen = gi.tune_recall(self.index, self.embeddings, queries, target=target)
+        self.manifest["index_params"].update(chosen)
         self.manifest["index_recall_at_10"] = round(recall, 4)
-        logger.info("%s index recall@10 vs exact: %.4f", self.manifest["index_type"], recall)
+        logger.info("%s index recall@10 vs exact: %.4f (%s)", self.manifest["index_type"], recall, chosen)
         return recall
 
     def add(self, embeddings: Any, items: Any, *, normalize: bool = False) -> None:
@@ -184,6 +189,7 @@ class Gallery:
                 f"{index_path} holds {index.ntotal} vectors of dim {index.d} but {gf.MANIFEST} says "
                 f"{manifest['count']} x {manifest['dim']}: the gallery files disagree; rebuild the gallery"
             )
+        gi.apply_search_params(index, manifest.get("index_params") or {})
         gallery = cls(manifest, items, emb, index, folder)
         gallery._index_mmapped = mmap
         if verify:

@@ -221,10 +221,12 @@ def gallery_value(outcome: SearchOutcome, outline_dir: str | Path | None = None)
 
 
 def outcome_markdown(outcome: SearchOutcome) -> str:
-    """One-line summary under the results: time, combiner, weights, ground truth rank."""
+    """One-line summary under the results: the text searched, time, combiner, weights, ground truth rank."""
     w = outcome.weights
+    shown = outcome.text if len(outcome.text) <= 60 else outcome.text[:57] + "..."
+    shown = " ".join(shown.replace("`", "'").split())
     parts = [
-        f"**{len(outcome.hits)} results** in {outcome.elapsed_s * 1000:.0f} ms",
+        f"**{len(outcome.hits)} results** for `{shown}` in {outcome.elapsed_s * 1000:.0f} ms",
         f"combiner **{outcome.combiner}** (w_mm {w[0]:.2f}, w_img {w[1]:.2f}, w_txt {w[2]:.2f})",
         f"gallery `{outcome.gallery}`",
     ]

@@ -112,6 +112,7 @@ class Services:
         checkpoint: str | None = None,
         device: str = "cpu",
         mlp: str | Path | None = None,
+        dtype: str = "float32",
     ) -> "Services":
         """Load the encoder, build the bundled demo gallery on first start, find galleries and benchmarks."""
         from covr_core.combiners import load_mlp_combiner
@@ -122,8 +123,14 @@ class Services:
             settings = Settings(limits=settings.limits, data_dir=Path(data_dir))
         choice = resolve_encoder_choice(encoder)
         log.info("encoder %s (%s)", choice.name, choice.reason)
-        enc = create_encoder(choice.name, checkpoint=checkpoint, device=device)
-        mlp_model = load_mlp_combiner(mlp) if mlp else None
+        enc = create_encoder(choice.name, checkpoint=checkpoint, device=device, dtype=dtype)
+        # a --mlp file wins; else the MLP that came with a study-fork checkpoint (weight_predictor.* keys)
+        mlp_model = load_mlp_combiner(mlp) if mlp else getattr(enc, "mlp", None)
+        if mlp_model is not None and mlp_model.dim != enc.info.dim:
+            raise ValueError(
+                f"The MLP combiner expects {mlp_model.dim}-d embeddings but the {enc.info.name} encoder makes "
+                f"{enc.info.dim}-d ones: train it on this encoder's queries (python -m precompute.train_combiner)."
+            )
         extra = []
         default = f"demo-{enc.info.name}"
         if gallery:

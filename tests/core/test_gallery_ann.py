@@ -65,3 +65,24 @@ def test_ivf_and_hnsw_small_with_exclusion_and_ef(tmp_path: Path) -> None:
     assert low.rows.shape == (50, 10) and (low.rows >= 0).all()
     with pytest.raises(ValueError, match="unknown index_type"):
         Gallery.build(data, table(2_000), enc, "h", "/m", index_type="lsh")
+
+
+def test_build_raises_ef_search_until_target_recall_and_load_keeps_it(tmp_path):
+    """A too-small efSearch is raised at build time until recall@10 meets the target, and survives a reload."""
+    rng = np.random.default_rng(3)
+    centres = rng.standard_normal((50, 64)).astype(np.float32)
+    x = centres[rng.integers(0, 50, 20_000)] + 0.6 / 8 * rng.standard_normal((20_000, 64)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    items = pd.DataFrame({"id": [f"i{i}" for i in range(len(x))], "kind": "image", "media": "m.png"})
+    enc = EncoderInfo("bench", "1", "none", "", 64)
+    low = Gallery.build(x, items, enc, "low", "/", index_type="hnsw",
+                        index_params={"efSearch": 10, "efConstruction": 40, "M": 16}, target_recall=0.0)
+    tuned = Gallery.build(x, items, enc, "tuned", "/", index_type="hnsw",
+                          index_params={"efSearch": 10, "efConstruction": 40, "M": 16}, target_recall=0.97)
+    assert low.manifest["index_params"]["efSearch"] == 10
+    assert low.manifest["index_recall_at_10"] < 0.97  # the premise: ef 10 loses recall on this graph
+    assert tuned.manifest["index_params"]["efSearch"] > 10
+    assert tuned.manifest["index_recall_at_10"] >= 0.97
+    tuned.save(tmp_path / "g")
+    again = Gallery.load(tmp_path / "g", expected=enc)
+    assert again.index.hnsw.efSearch == tuned.manifest["index_params"]["efSearch"]

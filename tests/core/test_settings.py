@@ -88,11 +88,11 @@ def test_settings_are_frozen():
 
 def test_every_setting_is_documented():
     doc = settings_module.__doc__ or ""
-    readme = (ROOT / "docs" / "readme-parts" / "media.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     rows = describe_settings(load_settings({}))
     assert [r[0] for r in rows] == list(ENV_VARS)
     fields = {f.name for f in dataclasses.fields(Limits)} | {"data_dir"}
     assert {attr for attr, _, _ in ENV_VARS.values()} == fields
     for name in ENV_VARS:
         assert name in doc, f"{name} missing from the settings docstring table"
-        assert name in readme, f"{name} missing from docs/readme-parts/media.md"
+        assert name in readme, f"{name} missing from README.md"
