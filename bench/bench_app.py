@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import os
 import platform
 import socket
@@ -123,7 +124,7 @@ def bench_search(url: str, encoder: str, repeats: int) -> None:
         t0 = time.perf_counter()
         out = c.predict(img, None, TEXTS[i % len(TEXTS)], "AVG", gallery, 12, api_name="/search")
         times.append(time.perf_counter() - t0)
-        server.append(float(out[2].split(" in ")[1].split(" ms")[0]) / 1000)
+        server.append(float(re.findall(r" in (\d+) ms", out[2])[-1]) / 1000)
     emit(
         "search_roundtrip_prepared",
         encoder,
