@@ -37,7 +37,10 @@ REQUIRED_MANIFEST_KEYS = (
     "name", "encoder", "encoder_version", "checkpoint", "checkpoint_sha256", "dim", "count", "normalised",
     "dtype", "index_type", "created", "package_version", "embeddings_sha256", "media_root", "provenance",
 )  # fmt: skip
-REBUILD_HINT = "python -m precompute.gallery --encoder {encoder} --out {folder} (see --help for data flags)"
+REBUILD_HINT = (
+    "python -m precompute.gallery --dataset {dataset} --encoder {encoder} --out {folder} "
+    "(plus the data flags, see --help)"
+)
 
 
 class GalleryError(RuntimeError):
@@ -146,8 +149,20 @@ def check_encoder(manifest: dict, expected: EncoderInfo, folder: Path | str) -> 
             f"gallery {manifest.get('name')!r} at {folder} was built with a different encoder: "
             + "; ".join(problems)
             + ". Its embeddings are not comparable with the active encoder's queries. Rebuild it with: "
-            + REBUILD_HINT.format(encoder=expected.name, folder=folder)
+            + REBUILD_HINT.format(dataset=_dataset_of(manifest), encoder=expected.name, folder=folder)
+            + _original_command(manifest)
         )
+
+
+def _dataset_of(manifest: dict) -> str:
+    """The dataset a gallery was built from (its provenance), or a placeholder."""
+    return str((manifest.get("provenance") or {}).get("dataset") or "{cirr,webvid,demo}")
+
+
+def _original_command(manifest: dict) -> str:
+    """'; it was built by: <command>' when the manifest records the command line."""
+    command = (manifest.get("provenance") or {}).get("command")
+    return f"; it was built by: {command}" if command else ""
 
 
 def read_manifest(folder: Path) -> dict:

@@ -72,6 +72,23 @@ def encoder_choices() -> list[str]:
     return ["auto", *list_encoders()]
 
 
+def add_dataset_args(p: argparse.ArgumentParser, datasets: Sequence[str], csv_help: str) -> argparse._ArgumentGroup:
+    """The ``dataset`` flag group shared by the gallery and queries jobs; returns the group for extras."""
+    g = p.add_argument_group("dataset")
+    g.add_argument("--dataset", choices=tuple(datasets), required=True, help="which dataset to embed")
+    g.add_argument("--root", help="CIRR root (holds the annotation and images folders)")
+    g.add_argument("--split", default="val",
+                   help="CIRR split: val, test1, train (or demo for assets/benchmark/cirr)")
+    g.add_argument("--csv", help=csv_help)
+    g.add_argument("--video-root", help="WebVid folder: videos are <video-root>/<pth>.mp4")
+    s = g.add_mutually_exclusive_group()
+    s.add_argument("--subset-first", type=int, help="WebVid: only the first N rows of the CSV")
+    s.add_argument("--subset-random", type=int, help="WebVid: N random rows (see --seed)")
+    s.add_argument("--subset-ids", help="WebVid: a file of pth values (one per line) to keep")
+    g.add_argument("--seed", type=int, default=0, help="seed of --subset-random")
+    return g
+
+
 def add_encoder_args(p: argparse.ArgumentParser) -> None:
     """``--encoder --checkpoint --blip-source --device --dtype`` (shared by every job that embeds)."""
     g = p.add_argument_group("encoder")

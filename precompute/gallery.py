@@ -212,18 +212,7 @@ def _need(value: Any, flag: str) -> Any:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line flags of ``python -m precompute.gallery``."""
     p = C.make_parser("python -m precompute.gallery", __doc__)
-    g = p.add_argument_group("dataset")
-    g.add_argument("--dataset", choices=DATASETS, required=True, help="which gallery to build")
-    g.add_argument("--root", help="CIRR root (holds the annotation and images folders)")
-    g.add_argument("--split", default="val",
-                   help="CIRR split: val, test1, train (or demo for assets/benchmark/cirr)")
-    g.add_argument("--csv", help="WebVid-CoVR CSV whose target videos (pth2) form the gallery")
-    g.add_argument("--video-root", help="WebVid folder: videos are <video-root>/<pth>.mp4")
-    s = g.add_mutually_exclusive_group()
-    s.add_argument("--subset-first", type=int, help="WebVid: only the first N rows of the CSV")
-    s.add_argument("--subset-random", type=int, help="WebVid: N random rows (see --seed)")
-    s.add_argument("--subset-ids", help="WebVid: a file of pth values (one per line) to keep")
-    g.add_argument("--seed", type=int, default=0, help="seed of --subset-random")
+    g = C.add_dataset_args(p, DATASETS, "WebVid-CoVR CSV whose target videos (pth2) form the gallery")
     g.add_argument("--assets", default=str(ASSETS_DIR), help="demo: the assets folder holding gallery.csv")
     g.add_argument("--name", help="gallery name (default: <dataset>-<split>-<encoder>)")
     C.add_encoder_args(p)

@@ -134,18 +134,7 @@ def run(*, dataset: str, out: str | Path, root: str | None = None, split: str = 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line flags of ``python -m precompute.queries``."""
     p = C.make_parser("python -m precompute.queries", __doc__)
-    g = p.add_argument_group("dataset")
-    g.add_argument("--dataset", choices=("cirr", "webvid"), required=True, help="which benchmark's triplets")
-    g.add_argument("--root", help="CIRR root (holds the annotation and images folders)")
-    g.add_argument("--split", default="val",
-                   help="CIRR split: val, test1, train (or demo for assets/benchmark/cirr)")
-    g.add_argument("--csv", help="WebVid-CoVR CSV (one query per row)")
-    g.add_argument("--video-root", help="WebVid folder: videos are <video-root>/<pth>.mp4")
-    s = g.add_mutually_exclusive_group()
-    s.add_argument("--subset-first", type=int, help="WebVid: only the first N rows of the CSV")
-    s.add_argument("--subset-random", type=int, help="WebVid: N random rows (see --seed)")
-    s.add_argument("--subset-ids", help="WebVid: a file of pth values (one per line) to keep")
-    g.add_argument("--seed", type=int, default=0, help="seed of --subset-random")
+    g = C.add_dataset_args(p, ("cirr", "webvid"), "WebVid-CoVR CSV (one query per row)")
     g.add_argument("--name", help="name recorded in the manifest (default: <dataset>-<split>-queries-<encoder>)")
     C.add_encoder_args(p)
     C.add_run_args(p, batch_size=64)
