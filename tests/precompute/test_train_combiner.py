@@ -41,23 +41,23 @@ def trained(bench) -> tuple[dict, object]:
 
 
 @pytest.fixture(scope="module")
-def test_report(bench, trained) -> dict:
+def held_out_report(bench, trained) -> dict:
     _, out = trained
     q, g = bench["test"]
     return evaluate.run(q, g, "cirr", bench["root"] / "eval-test", mlp=out)
 
 
 @pytest.mark.slow
-def test_mlp_beats_na_and_avg_on_held_out_queries(test_report) -> None:
-    r = {name: res["R@1"] for name, res in test_report["results"].items()}
+def test_mlp_beats_na_and_avg_on_held_out_queries(held_out_report) -> None:
+    r = {name: res["R@1"] for name, res in held_out_report["results"].items()}
     assert set(r) == {"NA", "AVG", "MLP", "TEXT", "IMAGE"}
     assert r["MLP"] >= r["NA"] + 10 and r["MLP"] >= r["AVG"] + 10, r
     assert r["MLP"] >= 80, r  # per-query weighting solves the planted benchmark; fixed weights cannot
-    assert test_report["results"]["MLP"]["Rs@1"] > test_report["results"]["AVG"]["Rs@1"]
+    assert held_out_report["results"]["MLP"]["Rs@1"] > held_out_report["results"]["AVG"]["Rs@1"]
 
 
 @pytest.mark.slow
-def test_predicted_weights_follow_planted_components(bench, trained, test_report) -> None:
+def test_predicted_weights_follow_planted_components(bench, trained, held_out_report) -> None:
     _, out = trained
     q, _ = bench["test"]
     qs = load_queries(q)
