@@ -67,7 +67,7 @@ def test_umap_map_of_gallery_and_queries(tmp_path):
 
 
 def test_tiny_gallery_falls_back_to_pca(tmp_path):
-    emb = _clustered_gallery(tmp_path / "g", n_per=2)
+    _clustered_gallery(tmp_path / "g", n_per=2)
     res = job.run(gallery=str(tmp_path / "g"))
     assert res["method"] == "pca"
     coords, meta = load_map(tmp_path / "g")
