@@ -12,19 +12,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import os
+import re
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+from helpers.live_app import CHROMIUM, CHROMIUM_ARGS, start_app  # noqa: E402
 IMAGE = REPO / "assets" / "images" / "apple.jpg"
 TEXTS = [
     "make it an orange",
@@ -55,56 +55,6 @@ def emit(case: str, encoder: str, **values) -> None:
         ),
         flush=True,
     )
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(
-    data: Path, encoder: str, env_extra: dict, timeout: float = 1800
-) -> tuple[subprocess.Popen, str, float]:
-    """Start app.py; returns (process, url, seconds until the page answered)."""
-    port = _port()
-    env = {
-        **os.environ,
-        "COVR_DATA_DIR": str(data),
-        "GRADIO_SERVER_PORT": str(port),
-        "HF_HUB_OFFLINE": "1",
-        "GRADIO_ANALYTICS_ENABLED": "False",
-        **env_extra,
-    }
-    log = open(data / f"server-{port}.log", "w")
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "app.py", "--encoder", encoder],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    while time.perf_counter() - t0 < timeout:
-        if proc.poll() is not None:
-            raise RuntimeError(f"app.py exited ({proc.returncode}); see {log.name}")
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return proc, url, time.perf_counter() - t0
-        except OSError:
-            time.sleep(0.25)
-    proc.kill()
-    raise TimeoutError("app.py did not start")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Terminate a server."""
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 def bench_search(url: str, encoder: str, repeats: int) -> None:
@@ -139,22 +89,14 @@ def bench_search(url: str, encoder: str, repeats: int) -> None:
 def bench_page(url: str, encoder: str, repeats: int = 5) -> None:
     """Chromium: time to an interactive Search button and to a drawn map; click-to-results of Search
     after the upload was encoded (the 0.3 s target of the issue)."""
-    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    chromium = CHROMIUM
     if not Path(chromium).exists():
         emit("page_load", encoder, skipped="no chromium")
         return
     from playwright.sync_api import sync_playwright
 
-    args = [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-    ]
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium, args=args)
+        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         for attempt in ("first", "second"):
             pg = b.new_page()
             t0 = time.perf_counter()
@@ -205,17 +147,20 @@ def bench_page(url: str, encoder: str, repeats: int = 5) -> None:
 def run_encoder(encoder: str, env_extra: dict, repeats: int, label: str) -> None:
     """Cold start, warm start, search and page load for one encoder."""
     with tempfile.TemporaryDirectory(prefix="covr-bench-") as tmp:
-        data = Path(tmp)
-        proc, url, cold = start(data, encoder, env_extra)
-        emit("cold_start", label, seconds=round(cold, 2), note="fresh data folder: builds the demo gallery")
-        stop(proc)
-        proc, url, warm = start(data, encoder, env_extra)
-        emit("warm_start", label, seconds=round(warm, 2), note="demo gallery cached")
+        data = Path(tmp) / "data"
+        t0 = time.perf_counter()
+        app = start_app(data, env=env_extra, encoder=encoder, timeout=1800, seed=False, poll_s=0.1)
+        emit("cold_start", label, seconds=round(time.perf_counter() - t0, 2),
+             note="fresh data folder: builds the demo gallery")
+        app.stop()
+        t0 = time.perf_counter()
+        app = start_app(data, env=env_extra, encoder=encoder, timeout=1800, seed=False, poll_s=0.1)
+        emit("warm_start", label, seconds=round(time.perf_counter() - t0, 2), note="demo gallery cached")
         try:
-            bench_search(url, label, repeats)
-            bench_page(url, label)
+            bench_search(app.url, label, repeats)
+            bench_page(app.url, label)
         finally:
-            stop(proc)
+            app.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -232,7 +177,6 @@ def main(argv: list[str] | None = None) -> None:
         return
     run_encoder(a.encoder, {}, a.repeats, a.encoder)
     if a.tiny_blip:
-        sys.path[:0] = [str(REPO), str(REPO / "tests")]
         from helpers.tiny_blip import make_tiny_blip_folder
 
         with tempfile.TemporaryDirectory(prefix="covr-tinyblip-") as tmp:

@@ -25,6 +25,16 @@ import httpx
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = float(os.environ.get("COVR_TEST_START_TIMEOUT", "900"))
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+#: Headless Debian Chromium flags: no sandbox (root), and no background traffic on a machine without network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 _BUILT_PARTS = ("galleries", "queries", "evaluations")
 _template: dict[str, Path] = {}
 
@@ -112,16 +122,20 @@ def _remember_template(data_dir: Path) -> None:
 
 def start_app(data_dir: str | Path, env: dict[str, str] | None = None, encoder: str = "lite",
               temp_dir: str | Path | None = None, args: list[str] | None = None,
-              port: int | None = None, timeout: float = START_TIMEOUT_S) -> LiveApp:
+              port: int | None = None, timeout: float = START_TIMEOUT_S, seed: bool = True,
+              poll_s: float = 1.0) -> LiveApp:
     """Start ``python app.py --encoder <encoder>`` with ``COVR_DATA_DIR=data_dir`` and wait until it serves.
 
     ``env`` adds or overrides environment variables (limits, ``GRADIO_SERVER_NAME``...).
     ``GRADIO_TEMP_DIR`` is ``temp_dir`` (default: ``<data_dir>/../gradio-tmp``). Raises
     ``RuntimeError`` with the server log when it exits or does not answer within ``timeout``.
+    ``seed=False`` never copies an earlier server's built data (benchmarks of a cold start); ``poll_s`` is
+    how often the page is tried.
     """
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    _seed_data_dir(data_dir)
+    if seed:
+        _seed_data_dir(data_dir)
     temp_dir = Path(temp_dir) if temp_dir else data_dir.parent / f"{data_dir.name}-gradio-tmp"
     temp_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
@@ -153,7 +167,7 @@ def start_app(data_dir: str | Path, env: dict[str, str] | None = None, encoder: 
                 return app
         except httpx.HTTPError:
             pass
-        time.sleep(1.0)
+        time.sleep(poll_s)
     app.stop()
     raise RuntimeError(f"app did not answer within {timeout:.0f} s:\n{app.log()[-6000:]}")
 
