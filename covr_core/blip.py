@@ -60,6 +60,10 @@ class BlipImageTransform:
     mean: tuple[float, float, float] = CLIP_MEAN
     std: tuple[float, float, float] = CLIP_STD
 
+    def resized_size(self, width: int, height: int) -> tuple[int, int]:
+        """The size an image is resized to (a ``size`` x ``size`` square, whatever its aspect)."""
+        return self.size, self.size
+
     def __call__(self, image: Image.Image) -> torch.Tensor:
         img = image if image.mode == "RGB" else image.convert("RGB")
         img = img.resize((self.size, self.size), resample=Image.Resampling.BICUBIC)

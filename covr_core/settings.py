@@ -16,12 +16,23 @@ variable (``Limits`` field)       default    meaning
 ``COVR_MAX_VIDEO_PIXELS``         2088960    most pixels per video frame (1920x1088: 1080p)
 ``COVR_MAX_TEXT_CHARS``           1000       longest modification text, characters
 ``COVR_MAX_CONCURRENT_JOBS``      2          queries the app runs at the same time
+``COVR_MAX_IMAGE_ASPECT``         20         longest side / shortest side an image or video may have
+``COVR_MAX_QUEUE_SIZE``           64         events waiting in the app's queue (then "busy")
+``COVR_MAX_PENDING_PER_SESSION``  3          heavy events one browser session may have waiting
+``COVR_MAX_PENDING_PER_CLIENT``   32         events one client address may have waiting
+``COVR_UPLOADS_PER_MINUTE``       30         file uploads per client address per minute
+``COVR_MAX_PINS_PER_VISITOR``     100        pinned examples one visitor may keep
+``COVR_MAX_EXPORTS_PER_VISITOR``  3          export ZIPs one visitor may have on the server
+``COVR_EXPORT_MAX_AGE_S``         3600       export ZIPs are deleted after this many seconds
 ``COVR_DATA_DIR`` (``data_dir``)  ./data     folder of galleries, caches and curated examples
+``COVR_MEDIA_ROOTS``              (none)     extra folders gallery media may live in
+(``media_roots``)                            (``os.pathsep``-separated absolute paths)
 ================================  =========  ====================================================
 
-Each ``COVR_MAX_*`` variable sets the ``Limits`` field of the same name in lower case
+Each limit variable sets the ``Limits`` field of the same name in lower case without ``COVR_``
 (``COVR_MAX_UPLOAD_MB`` -> ``Limits.max_upload_mb``). Integers accept ``_`` separators
-(``40_000_000``); every limit must be positive.
+(``40_000_000``); every limit must be positive. ``COVR_DATA_DIR`` and ``COVR_MEDIA_ROOTS`` set fields of
+``Settings`` itself; docs/SECURITY.md says what each limit protects.
 """
 
 from __future__ import annotations
@@ -47,6 +58,14 @@ class Limits:
     max_video_pixels: int = 1920 * 1088  # pixels per video frame (1080p, coded height 1088)
     max_text_chars: int = 1000  # longest modification text, characters
     max_concurrent_jobs: int = 2  # queries run at the same time
+    max_image_aspect: float = 20.0  # longest side / shortest side of an image or video frame
+    max_queue_size: int = 64  # events waiting in the queue
+    max_pending_per_session: int = 3  # heavy (encoder pool) events one browser session may have waiting
+    max_pending_per_client: int = 32  # events one client address may have waiting
+    uploads_per_minute: int = 30  # file uploads per client address per minute
+    max_pins_per_visitor: int = 100  # pinned examples per visitor
+    max_exports_per_visitor: int = 3  # export ZIPs per visitor kept on the server
+    export_max_age_s: int = 3600  # export ZIPs older than this are deleted
 
     @property
     def max_upload_bytes(self) -> int:
@@ -56,10 +75,15 @@ class Limits:
 
 @dataclass(frozen=True)
 class Settings:
-    """Application settings: the input ``limits`` and the ``data_dir`` folder."""
+    """Application settings: the input ``limits``, the ``data_dir`` folder and extra ``media_roots``."""
 
     limits: Limits = field(default_factory=Limits)
     data_dir: Path = Path("./data")
+    media_roots: tuple[Path, ...] = ()  #: folders outside data_dir that gallery media may live in
+
+
+#: ``Settings`` fields set by environment variables (the others are ``Limits`` fields).
+SETTINGS_FIELDS = ("data_dir", "media_roots")
 
 
 # variable -> (field, type, description); the field lives on Limits except ``data_dir``.
@@ -72,12 +96,27 @@ ENV_VARS: dict[str, tuple[str, type, str]] = {
     "COVR_MAX_VIDEO_PIXELS": ("max_video_pixels", int, "most pixels per video frame"),
     "COVR_MAX_TEXT_CHARS": ("max_text_chars", int, "longest modification text (characters)"),
     "COVR_MAX_CONCURRENT_JOBS": ("max_concurrent_jobs", int, "queries run at the same time"),
+    "COVR_MAX_IMAGE_ASPECT": ("max_image_aspect", float, "longest / shortest side of an image or video"),
+    "COVR_MAX_QUEUE_SIZE": ("max_queue_size", int, "events waiting in the queue"),
+    "COVR_MAX_PENDING_PER_SESSION": ("max_pending_per_session", int, "heavy events waiting per browser session"),
+    "COVR_MAX_PENDING_PER_CLIENT": ("max_pending_per_client", int, "events waiting per client address"),
+    "COVR_UPLOADS_PER_MINUTE": ("uploads_per_minute", int, "file uploads per client address per minute"),
+    "COVR_MAX_PINS_PER_VISITOR": ("max_pins_per_visitor", int, "pinned examples per visitor"),
+    "COVR_MAX_EXPORTS_PER_VISITOR": ("max_exports_per_visitor", int, "export ZIPs per visitor on the server"),
+    "COVR_EXPORT_MAX_AGE_S": ("export_max_age_s", int, "seconds before an export ZIP is deleted"),
     "COVR_DATA_DIR": ("data_dir", Path, "folder of galleries, caches and curated examples"),
+    "COVR_MEDIA_ROOTS": ("media_roots", tuple, "extra folders gallery media may live in (os.pathsep list)"),
 }
 
 
 def _parse(name: str, raw: str, kind: type) -> object:
     text = raw.strip()
+    if kind is tuple:  # a list of folders
+        parts = [Path(p.strip()).expanduser() for p in text.split(os.pathsep) if p.strip()]
+        relative = [str(p) for p in parts if not p.is_absolute()]
+        if relative:
+            raise ValueError(f"{name}={raw!r} is not valid: every folder must be an absolute path ({relative})")
+        return tuple(parts)
     if kind is Path:
         if not text:
             raise ValueError(f"{name} is empty; set it to a folder path (default ./data)")
@@ -100,24 +139,26 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """
     env = os.environ if env is None else env
     limit_values: dict[str, object] = {}
-    data_dir = Settings().data_dir
+    settings_values: dict[str, object] = {}
     for name, (attr, kind, _desc) in ENV_VARS.items():
         raw = env.get(name)
         if raw is None or (kind is not Path and not raw.strip()):
             continue
         value = _parse(name, raw, kind)
-        if attr == "data_dir":
-            data_dir = value  # type: ignore[assignment]
+        if attr in SETTINGS_FIELDS:
+            settings_values[attr] = value
         else:
             limit_values[attr] = value
-    return Settings(limits=Limits(**limit_values), data_dir=data_dir)  # type: ignore[arg-type]
+    return Settings(limits=Limits(**limit_values), **settings_values)  # type: ignore[arg-type]
 
 
 def describe_settings(settings: Settings) -> list[tuple[str, str, str]]:
     """``(variable, current value, description)`` rows, e.g. for an "About" panel or a log line."""
     rows = []
     for name, (attr, _kind, desc) in ENV_VARS.items():
-        value = settings.data_dir if attr == "data_dir" else getattr(settings.limits, attr)
+        value = getattr(settings, attr) if attr in SETTINGS_FIELDS else getattr(settings.limits, attr)
+        if attr == "media_roots":
+            value = os.pathsep.join(str(p) for p in value)
         rows.append((name, str(value), desc))
     return rows
 

@@ -130,6 +130,7 @@ def _finalize_gallery(out: Path, stores: list[PartStore], job: dict, plan: pd.Da
     shutil.rmtree(stage, ignore_errors=True)
     gallery.save(stage)
     _move_files_in(stage, out)
+    Gallery.record_files(out)  # thumbnails and frame strips written by the workers get their hashes too
 
 
 def _move_files_in(stage: Path, out: Path) -> None:

@@ -82,6 +82,7 @@ def run(*, gallery: str, queries: str | None = None, n_neighbors: int = 15, min_
         "k": k, "count": len(emb), "gallery": g.name, "encoder": g.manifest.get("encoder"),
         "embeddings_sha256": g.manifest.get("embeddings_sha256"), "placement": "knn-weighted-mean",
         "provenance": C.provenance()})
+    Gallery.record_files(folder, changed=(MAP_FILE, MAP_META))  # verified with the gallery on load
     result = {"gallery": str(folder), "count": len(emb), "method": method}
     if queries:
         from .merge import load_queries
