@@ -8,7 +8,7 @@ import os
 
 from covr_core.factory import ENCODER_CHOICES
 from explorer.services import Services
-from explorer.ui import build_demo, launch_kwargs
+from explorer.ui import build_demo, launch_kwargs, queue_kwargs
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     a = parse_args(argv)
     services = Services.create(a.encoder, a.gallery, a.data_dir, a.checkpoint, a.device, a.mlp, a.dtype)
     demo = build_demo(services)
-    demo.queue(default_concurrency_limit=services.settings.limits.max_concurrent_jobs)
+    demo.queue(**queue_kwargs(services))
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),

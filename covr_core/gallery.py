@@ -288,8 +288,14 @@ class Gallery:
         return root
 
     def media_path(self, item_id: str) -> Path:
-        """Absolute-or-resolved path of an item's media file."""
-        return self.media_root() / str(self.items["media"].iloc[self.row_of(item_id)])
+        """Path of an item's media file; GalleryError when it leaves the media root (``..``, an absolute path
+        or a symlink in the items table: a gallery may only point at its own media)."""
+        root = self.media_root()
+        path = root / str(self.items["media"].iloc[self.row_of(item_id)])
+        real_root = root.resolve()
+        if real_root not in path.resolve().parents:
+            raise GalleryError(f"gallery {self.name!r}: the media of item {item_id!r} lies outside its media folder")
+        return path
 
     def thumbnail_path(self, item_id: str) -> Path | None:
         """Path of the item's thumbnail in the gallery folder when it is recorded and intact; None otherwise

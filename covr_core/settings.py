@@ -18,9 +18,9 @@ variable (``Limits`` field)       default    meaning
 ``COVR_MAX_CONCURRENT_JOBS``      2          queries the app runs at the same time
 ``COVR_MAX_IMAGE_ASPECT``         20         longest side / shortest side an image or video may have
 ``COVR_MAX_QUEUE_SIZE``           64         events waiting in the app's queue (then "busy")
-``COVR_MAX_PENDING_PER_SESSION``  3          heavy events one browser session may have waiting
-``COVR_MAX_PENDING_PER_CLIENT``   32         events one client address may have waiting
-``COVR_UPLOADS_PER_MINUTE``       30         file uploads per client address per minute
+``COVR_MAX_PENDING_PER_SESSION``  3          searches/uploads one browser session may have waiting
+``COVR_MAX_PENDING_PER_CLIENT``   8          searches/uploads one client address may have waiting
+``COVR_UPLOADS_PER_MINUTE``       60         file uploads per client address per minute
 ``COVR_MAX_PINS_PER_VISITOR``     100        pinned examples one visitor may keep
 ``COVR_MAX_EXPORTS_PER_VISITOR``  3          export ZIPs one visitor may have on the server
 ``COVR_EXPORT_MAX_AGE_S``         3600       export ZIPs are deleted after this many seconds
@@ -61,8 +61,8 @@ class Limits:
     max_image_aspect: float = 20.0  # longest side / shortest side of an image or video frame
     max_queue_size: int = 64  # events waiting in the queue
     max_pending_per_session: int = 3  # heavy (encoder pool) events one browser session may have waiting
-    max_pending_per_client: int = 32  # events one client address may have waiting
-    uploads_per_minute: int = 30  # file uploads per client address per minute
+    max_pending_per_client: int = 8  # heavy events one client address may have waiting
+    uploads_per_minute: int = 60  # file uploads per client address per minute
     max_pins_per_visitor: int = 100  # pinned examples per visitor
     max_exports_per_visitor: int = 3  # export ZIPs per visitor kept on the server
     export_max_age_s: int = 3600  # export ZIPs older than this are deleted
@@ -98,8 +98,8 @@ ENV_VARS: dict[str, tuple[str, type, str]] = {
     "COVR_MAX_CONCURRENT_JOBS": ("max_concurrent_jobs", int, "queries run at the same time"),
     "COVR_MAX_IMAGE_ASPECT": ("max_image_aspect", float, "longest / shortest side of an image or video"),
     "COVR_MAX_QUEUE_SIZE": ("max_queue_size", int, "events waiting in the queue"),
-    "COVR_MAX_PENDING_PER_SESSION": ("max_pending_per_session", int, "heavy events waiting per browser session"),
-    "COVR_MAX_PENDING_PER_CLIENT": ("max_pending_per_client", int, "events waiting per client address"),
+    "COVR_MAX_PENDING_PER_SESSION": ("max_pending_per_session", int, "searches/uploads waiting per session"),
+    "COVR_MAX_PENDING_PER_CLIENT": ("max_pending_per_client", int, "searches/uploads waiting per address"),
     "COVR_UPLOADS_PER_MINUTE": ("uploads_per_minute", int, "file uploads per client address per minute"),
     "COVR_MAX_PINS_PER_VISITOR": ("max_pins_per_visitor", int, "pinned examples per visitor"),
     "COVR_MAX_EXPORTS_PER_VISITOR": ("max_exports_per_visitor", int, "export ZIPs per visitor on the server"),

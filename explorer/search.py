@@ -22,8 +22,6 @@ from covr_core.media import (
 )
 from covr_core.types import QueryEmbeddings
 
-#: Longest modification text accepted (characters); CoVR keeps 30 words anyway.
-MAX_TEXT_CHARS = 500
 OUTLINE_COLOUR = (44, 160, 44)
 VIDEO_SUFFIXES = {".mp4", ".webm", ".mov", ".mkv", ".avi", ".m4v"}
 
@@ -67,8 +65,15 @@ class SearchOutcome:
         return [h.id for h in self.hits]
 
 
-def validate_text(text: str | None, max_chars: int = MAX_TEXT_CHARS) -> str:
-    """Return the stripped modification text or raise ``MediaError`` with a message for the user."""
+def validate_text(text: str | None, max_chars: int | None = None) -> str:
+    """Return the stripped modification text or raise ``MediaError`` with a message for the user.
+
+    ``max_chars``: default ``COVR_MAX_TEXT_CHARS`` (``covr_core.settings``), the one limit of every endpoint.
+    """
+    if max_chars is None:
+        from covr_core.settings import load_settings
+
+        max_chars = load_settings().limits.max_text_chars
     text = (text or "").strip()
     if not text:
         raise MediaError("Type a modification text (what should change in the reference).")
@@ -92,14 +97,21 @@ def load_reference(image: Any = None, video: str | Path | None = None) -> Image.
             return middle_frame(image)
         return load_image(image)
     if video:
-        if not is_video_path(video):
-            raise MediaError(f"Not a video file: {Path(str(video)).name} (use mp4/webm/mov/mkv).")
-        return middle_frame(video)
+        return middle_frame(require_video_file(video))
     raise MediaError("Add a reference image or video first.")
 
 
+def require_video_file(video: str | Path) -> Path:
+    """``video`` as a path when its name is a video's (the content is checked by ``probe_video``, which also
+    refuses still images that FFmpeg would open); ``MediaError`` otherwise. Every video endpoint uses it."""
+    if not is_video_path(video):
+        raise MediaError(f"Not a video file: {Path(str(video)).name} (use mp4/webm/mov/mkv).")
+    return Path(str(video))
+
+
 def sampled_frames(video: str | Path, k: int = 15) -> list[Image.Image]:
-    """The ``k`` frames CoVR samples from a video (for display on request)."""
+    """The ``k`` frames CoVR samples from a video (for display on request); validated like the video still."""
+    video = require_video_file(video)
     info = probe_video(video)
     return read_frames(video, sample_frame_indices(info.frame_count, k))
 
@@ -265,9 +277,7 @@ def result_record(
 
 def video_still_path(video: str | Path, cache_dir: str | Path) -> str:
     """Save the video's middle frame (the query image) as a PNG in ``cache_dir``; returns its path."""
-    if not is_video_path(video):
-        raise MediaError(f"Not a video file: {Path(str(video)).name} (use mp4/webm/mov/mkv).")
-    frame = middle_frame(video)
+    frame = middle_frame(require_video_file(video))
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     out = cache_dir / f"still-{hashlib.sha1(frame.tobytes()).hexdigest()[:16]}.png"

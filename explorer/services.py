@@ -2,11 +2,15 @@
 
 ``Services`` is built once by ``app.py``; the UI callbacks only read it. Per-user state is a ``Session``
 kept in ``gr.State`` (a few strings, never images or arrays).
+
+Galleries found on disk are untrusted input: a malformed manifest makes that gallery unavailable (with a
+page-safe reason, ``gallery_problems``), never the app; which of their folders may be served is decided by
+``explorer.served_files.ServedFiles`` (operator configuration), and ``Gallery.load`` verifies every file.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import threading
 import time
@@ -14,12 +18,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from covr_core.gallery_files import GalleryError
+from covr_core.gallery_files import read_manifest as read_gallery_manifest
+from covr_core.gallery_integrity import HashCache
+from covr_core.media import ImageLimits, check_resize_budget
 from covr_core.settings import Settings, load_settings
 from covr_core.types import EncoderInfo
 from explorer.browse import Benchmark, find_benchmarks, load_benchmark
-from explorer.curation import CurationStore
+from explorer.curation import CurationStores
 from explorer.export import manifest_hash
+from explorer.safety import public_message
+from explorer.served_files import ServedFiles
 from explorer.spaces import gpu
+from explorer.visitors import load_secret, on_space
 
 log = logging.getLogger(__name__)
 
@@ -48,30 +59,41 @@ class Session:
 
 @dataclass
 class GalleryEntry:
-    """A gallery folder found on disk and its manifest."""
+    """A gallery folder found on disk, its manifest, and why it is unavailable (empty when it is fine)."""
 
     name: str
     folder: Path
     manifest: dict[str, Any] = field(default_factory=dict)
+    problem: str = ""  #: page-safe reason (no server paths)
 
 
-def read_manifest(folder: Path) -> dict[str, Any]:
-    """The gallery's ``manifest.json`` ({} when unreadable)."""
+def read_manifest(folder: Path) -> tuple[dict[str, Any], str]:
+    """The gallery's checked ``manifest.json`` and '' , or ({}, the page-safe reason it is unusable)."""
     try:
-        return json.loads((folder / "manifest.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
+        return read_gallery_manifest(folder), ""
+    except GalleryError as exc:
+        log.warning("gallery %s skipped: %s", folder, exc)
+        return {}, "its manifest.json is malformed: " + public_message(str(exc))
+    except (OSError, ValueError) as exc:  # unreadable folder: never stop the app
+        log.warning("gallery %s skipped: %s", folder, exc)
+        return {}, "its manifest.json cannot be read"
 
 
 def scan_galleries(data_dir: Path, extra: list[Path] | None = None) -> dict[str, GalleryEntry]:
-    """Gallery folders under ``<data>/galleries/`` (those holding a ``manifest.json``) plus ``extra`` ones."""
+    """Gallery folders under ``<data>/galleries/`` (those holding a ``manifest.json``) plus ``extra`` ones; a
+    malformed manifest gives an entry with a ``problem`` instead of an exception."""
     found: dict[str, GalleryEntry] = {}
     root = data_dir / "galleries"
-    folders = sorted(p.parent for p in root.glob("*/manifest.json")) if root.is_dir() else []
+    try:
+        folders = sorted(p.parent for p in root.glob("*/manifest.json")) if root.is_dir() else []
+    except OSError as exc:
+        log.warning("cannot list %s: %s", root, exc)
+        folders = []
     for folder in [*folders, *(extra or [])]:
         folder = Path(folder)
         if (folder / "manifest.json").exists():
-            found[folder.name] = GalleryEntry(folder.name, folder.resolve(), read_manifest(folder))
+            manifest, problem = read_manifest(folder)
+            found[folder.name] = GalleryEntry(folder.name, folder.resolve(), manifest, problem)
     return found
 
 
@@ -94,9 +116,15 @@ class Services:
         self.extra_galleries = [Path(p).resolve() for p in extra_galleries or []]
         self.mlp = mlp
         self.encoder_reason = encoder_reason
-        self.curation = CurationStore(self.data_dir / "curated")
+        limits = settings.limits
+        self.private_curation = on_space()
+        self.curation = CurationStores(self.data_dir / "curated", self.private_curation, limits.max_pins_per_visitor)
         self.cache_dir = self.data_dir / "cache" / "app"
         self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.visitor_secret = load_secret(self.data_dir / "cache" / "visitor-secret")
+        self.served = ServedFiles(self.data_dir, settings.media_roots, self.extra_galleries)
+        self.hash_cache = HashCache(self.data_dir / "cache" / "file_hashes.json")
+        self._failed: dict[str, tuple[tuple, str]] = {}  #: name -> (manifest stat, page-safe reason)
         self._galleries: dict[str, Any] = {}
         self._benchmarks: dict[str, Benchmark] = {}
         self._lock = threading.RLock()
@@ -120,7 +148,7 @@ class Services:
 
         settings = load_settings()
         if data_dir is not None:
-            settings = Settings(limits=settings.limits, data_dir=Path(data_dir))
+            settings = dataclasses.replace(settings, data_dir=Path(data_dir))
         choice = resolve_encoder_choice(encoder)
         log.info("encoder %s (%s)", choice.name, choice.reason)
         enc = create_encoder(choice.name, checkpoint=checkpoint, device=device, dtype=dtype)
@@ -248,30 +276,57 @@ class Services:
 
         return list(list_combiners(self.mlp))
 
+    def check_encoder_input(self, image: Any) -> None:
+        """MediaError when the encoder's resize of ``image`` would exceed the pixel limit (checked before any
+        encoder work; images reach here through ``load_image``, which limits their aspect ratio already)."""
+        size = getattr(image, "size", None)
+        transform = getattr(self.encoder, "image_transform", None)
+        if size and transform is not None:
+            check_resize_budget(int(size[0]), int(size[1]), transform, ImageLimits.from_settings(self.settings))
+
     @gpu
     def prepare_reference(self, image: Any) -> str:
         """Encode and cache a reference image; returns its cache key."""
+        self.check_encoder_input(image)
         with self._encode_lock:
             return self.encoder.prepare_reference(image)
 
     @gpu
     def encode_query(self, image: Any, text: str) -> Any:
         """The three query embeddings (the reference comes from the cache when prepared)."""
+        self.check_encoder_input(image)
         with self._encode_lock:
             return self.encoder.encode_query(image, text)
 
     # ---- galleries ----------------------------------------------------------------------------------
     def gallery_entries(self) -> dict[str, GalleryEntry]:
-        """Gallery folders available now (re-scanned on each call: new folders appear without restart)."""
-        return scan_galleries(self.data_dir, self.extra_galleries)
+        """Gallery folders on disk now (re-scanned on each call: new folders appear without restart). Each
+        usable one has its served folders registered with ``served``; the others carry a ``problem``."""
+        entries = scan_galleries(self.data_dir, self.extra_galleries)
+        for entry in entries.values():
+            if not entry.problem:
+                folders = self.served.folders_for(entry.folder, entry.manifest)
+                entry.problem = folders.problem
+                if not entry.problem:
+                    self.served.register(folders.folders)
+            if not entry.problem and entry.name in self._failed:
+                stat, reason = self._failed[entry.name]
+                if stat == _manifest_stat(entry.folder):
+                    entry.problem = reason
+        return entries
 
     def gallery_names(self) -> list[str]:
-        """Gallery names for the dropdown: the default first."""
-        names = sorted(self.gallery_entries())
+        """Names of the usable galleries for the dropdown: the default first."""
+        names = sorted(n for n, e in self.gallery_entries().items() if not e.problem)
         return sorted(names, key=lambda n: n != self.default_gallery)
 
+    def gallery_problems(self) -> dict[str, str]:
+        """Galleries found on disk that cannot be used, with the page-safe reason."""
+        return {n: e.problem for n, e in sorted(self.gallery_entries().items()) if e.problem}
+
     def get_gallery(self, name: str | None = None) -> Any:
-        """Load (once) and return a gallery by name; raises ``KeyError`` for unknown names."""
+        """Load (once, verifying every file) and return a gallery by name; ``KeyError`` for unknown names,
+        ``GalleryError`` (page-safe message) for unusable ones."""
         from covr_core.gallery import Gallery
 
         name = name or self.default_gallery
@@ -280,28 +335,31 @@ class Services:
                 entries = self.gallery_entries()
                 if name not in entries:
                     raise KeyError(f"unknown gallery {name!r}")
-                self._galleries[name] = Gallery.load(entries[name].folder, expected=self.info)
+                entry = entries[name]
+                if entry.problem:
+                    raise GalleryError(f"Gallery {name!r} is unavailable: {entry.problem}.")
+                try:
+                    self._galleries[name] = Gallery.load(entry.folder, expected=self.info, hash_cache=self.hash_cache)
+                except GalleryError as exc:
+                    log.error("gallery %s refused: %s", entry.folder, exc)
+                    reason = public_message(str(exc))
+                    self._failed[name] = (_manifest_stat(entry.folder), reason)
+                    raise GalleryError(f"Gallery {name!r} is unavailable: {reason}") from None
+                self._failed.pop(name, None)
             return self._galleries[name]
 
     def gallery_hash(self, name: str) -> str:
         """sha256 of the gallery's manifest (recorded in exports)."""
         return manifest_hash(self.get_gallery(name).manifest)
 
-    def media_roots(self) -> list[Path]:
-        """Folders the browser may read files from: each gallery's thumbnails, frame strips and media root
-        (never the gallery folder itself: its index, embeddings and manifest are not served)."""
-        roots: list[Path] = []
-        for entry in self.gallery_entries().values():
-            roots.extend([entry.folder / "thumbs", entry.folder / "frames"])
-            mr = entry.manifest.get("media_root")
-            if mr:
-                p = Path(mr) if Path(mr).is_absolute() else (entry.folder / mr)
-                roots.append(p.resolve())
-        return list(dict.fromkeys(roots))
-
     def item_path(self, gallery_name: str, item_id: str) -> Path:
-        """Absolute path of an item's media."""
-        return Path(self.get_gallery(gallery_name).media_path(item_id)).resolve()
+        """Absolute path of an item's media; ``KeyError`` when it lies outside the served media folders (a
+        symlink or ``..`` in the items table: never read, never served)."""
+        path = Path(self.get_gallery(gallery_name).media_path(item_id)).resolve()
+        if not self.served.allows(path):
+            log.warning("gallery %s item %s: media %s is outside the served folders", gallery_name, item_id, path)
+            raise KeyError(f"the media of item {item_id!r} is not available on this server")
+        return path
 
     def thumb_url(self, gallery_name: str, item_id: str) -> str:
         """Browser URL of an item's thumbnail (its image when it has no thumbnail)."""
@@ -346,8 +404,8 @@ class Services:
             gal = self.get_gallery(name)
             created = str(gal.manifest.get("created", ""))[:19].replace("T", " ")
             gtxt = f"`{name}` ({len(gal):,} items, built {created or 'unknown'})"
-        except Exception as exc:  # noqa: BLE001 - shown in the header, never a stack trace
-            gtxt = f"`{name}` (not loadable: {exc})"
+        except Exception as exc:  # noqa: BLE001 - shown in the header, never a stack trace or a path
+            gtxt = f"`{name}` (not loadable: {public_message(str(exc))})"
         line = (
             f"**Encoder** `{info.name}` · **checkpoint** `{info.checkpoint}` (`{info.short_sha}`) · "
             f"**gallery** {gtxt} · **device** `{info.device}`"
@@ -368,4 +426,17 @@ class Services:
             )
         if info.note:
             line += f"\n\n*{info.note}*"
+        problems = self.gallery_problems()
+        if problems:
+            listed = "; ".join(f"`{n}`: {why}" for n, why in list(problems.items())[:5])
+            line += f"\n\n> Unavailable galleries (see the server log): {listed}"
         return line
+
+
+def _manifest_stat(folder: Path) -> tuple:
+    """What changes when a gallery is replaced (its manifest's size, mtime and inode)."""
+    try:
+        st = (folder / "manifest.json").stat()
+        return (st.st_size, st.st_mtime_ns, st.st_ino)
+    except OSError:
+        return ()
