@@ -128,11 +128,12 @@ class Exports:
     """Export ZIPs per visitor in ``root``: unique names, a per-visitor quota, deleted after download or age."""
 
     def __init__(self, root: str | Path, max_per_visitor: int = 3, max_age_s: float = 3600.0,
-                 grace_s: float = 60.0):  # fmt: skip
+                 grace_s: float | None = None):  # fmt: skip
         self.root = Path(root)
         self.max_per_visitor = max(1, int(max_per_visitor))
         self.max_age_s = float(max_age_s)
-        self.grace_s = float(grace_s)
+        #: seconds between the start of a download and the deletion (the transfer must finish first)
+        self.grace_s = float(grace_s) if grace_s is not None else min(60.0, self.max_age_s / 4)
         self._lock = threading.Lock()
 
     def new_path(self, visitor: Visitor, label: str) -> Path:
@@ -142,11 +143,23 @@ class Exports:
         folder = self.root / visitor.key
         with self._lock:
             folder.mkdir(parents=True, exist_ok=True)
-            mine = sorted(folder.glob("*.zip"), key=lambda p: p.stat().st_mtime)
-            for old in mine[: max(0, len(mine) - self.max_per_visitor + 1)]:
-                old.unlink(missing_ok=True)
+        self.keep_newest(visitor, self.max_per_visitor - 1)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         return folder / f"covr-examples-{label}-{stamp}-{secrets.token_hex(8)}.zip"
+
+    def keep_newest(self, visitor: Visitor, n: int | None = None) -> None:
+        """Delete all but the ``n`` (default ``max_per_visitor``) newest exports of ``visitor`` (call it after
+        writing one too: simultaneous exports all finish, then only the newest stay)."""
+        n = self.max_per_visitor if n is None else n
+        with self._lock:
+            mine = []
+            for path in (self.root / visitor.key).glob("*.zip"):
+                try:
+                    mine.append((path.stat().st_mtime_ns, path))
+                except FileNotFoundError:
+                    continue
+            for _mtime, old in sorted(mine)[: max(0, len(mine) - n)]:
+                old.unlink(missing_ok=True)
 
     def sweep(self, now: float | None = None) -> int:
         """Delete exports older than ``max_age_s`` (and empty visitor folders); returns how many."""

@@ -428,8 +428,9 @@ class Services:
             line += f"\n\n*{info.note}*"
         problems = self.gallery_problems()
         if problems:
-            listed = "; ".join(f"`{n}`: {why}" for n, why in list(problems.items())[:5])
-            line += f"\n\n> Unavailable galleries (see the server log): {listed}"
+            listed = "; ".join(f"`{n}`: {why}" for n, why in list(problems.items())[:12])
+            more = f" (and {len(problems) - 12} more)" if len(problems) > 12 else ""
+            line += f"\n\n> Unavailable galleries (see the server log): {listed}{more}"
         return line
 
 

@@ -83,10 +83,10 @@ def build_demo(services: Services) -> gr.Blocks:
                 curate = build_curate_tab(services, session, search, visitor)
         explore.wire_deep_link(demo)
         curate.wire_load(demo)
-        demo.load(
-            lambda: gr.Dropdown(choices=services.gallery_names()),
+        demo.load(  # galleries appear (downloads) or become unusable while the app runs: re-scan on load
+            lambda: (gr.Dropdown(choices=services.gallery_names()), services.header_markdown()),
             None,
-            search.gallery,
+            [search.gallery, header],
             api_name="list_galleries",
             show_progress="hidden",
         )

@@ -103,6 +103,7 @@ def build_curate_tab(services: Services, session: gr.State, search: SearchTab, v
         who, store = store_of(token, profile)
         label = ids[0] if ids and len(ids) == 1 else f"{len(ids) if ids else len(store)}-examples"
         path = export_pinned(services, store, ids, exports.new_path(who, label))
+        exports.keep_newest(who)
         return str(path), f"Exported `{path.name}`; download it now (it is deleted from the server afterwards)."
 
     @user_errors

@@ -11,6 +11,9 @@ from explorer.curation import export_pinned, pinned_table, render_record
 from explorer.maps import load_map_points, map_json, overlays_for, place_by_neighbours
 from explorer.search import search_with_session
 from explorer.services import Session, scan_galleries
+from explorer.visitors import identify
+
+LOCAL = identify(None, None, b"", private=False)  # the shared store of a local run
 from explorer.spaces import gpu, spaces_available
 
 
@@ -52,10 +55,11 @@ def test_services_galleries_header_and_thumbs(tiny_services):
     h = tiny_services.header_markdown()
     assert "blip-tiny" in h and tiny_services.info.short_sha in h and "9 items" in h and "`cpu`" in h
     assert "Lite offline encoder" not in h
-    roots = tiny_services.media_roots()
+    served = tiny_services.served
     folder = tiny_services.data_dir / "galleries" / "pics"
-    assert folder / "thumbs" in roots and folder / "frames" in roots and tiny_services.data_dir / "media" in roots
-    assert folder not in roots  # index, embeddings and manifest are never served
+    assert served.allows(tiny_services.data_dir / "media" / "p1.png")  # the media root inside the data folder
+    assert not served.allows(folder / "manifest.json")  # index, embeddings and manifest are never served
+    assert not served.allows(tiny_services.data_dir / "curated" / "x.png")
     assert tiny_services.thumb_url("pics", "p1").endswith("/media/p1.png")
     assert tiny_services.thumb_url("pics", "clip") == ""  # a video without thumbnail
     assert "MLP" not in tiny_services.combiners() and "AVG" in tiny_services.combiners()
@@ -73,11 +77,12 @@ def test_pin_render_and_export(tiny_services, tmp_path):
     s = Session(target_id="p2")
     img = str(tiny_services.item_path("pics", "p2"))
     out = search_with_session(tiny_services, s, img, None, "keep it", "IMAGE", "pics", 4)
-    rec = tiny_services.curation.add(s.last, Image.open(img))
-    assert pinned_table(tiny_services.curation)[-1][:3] == [rec["id"], "keep it", "IMAGE"]
-    png = render_record(tiny_services, rec, tiny_services.curation.reference_image(rec["id"]), top_n=3)
+    store = tiny_services.curation.for_visitor(LOCAL)
+    rec = store.add(s.last, Image.open(img))
+    assert pinned_table(store)[-1][:3] == [rec["id"], "keep it", "IMAGE"]
+    png = render_record(tiny_services, rec, store.reference_image(rec["id"]), top_n=3)
     assert png.width > 4 * 224
-    z = export_pinned(tiny_services, [rec["id"]], tmp_path)
+    z = export_pinned(tiny_services, store, [rec["id"]], tmp_path / "one.zip")
     with zipfile.ZipFile(z) as zf:
         names = zf.namelist()
         record = json.loads(zf.read(next(n for n in names if n.endswith("record.json"))))
@@ -85,9 +90,9 @@ def test_pin_render_and_export(tiny_services, tmp_path):
     assert [r["id"] for r in record["results"]] == out.ids
     assert record["target_rank"] == out.target_rank == 1
     assert record["checkpoint_sha256"] == tiny_services.info.checkpoint_sha256
-    tiny_services.curation.remove(rec["id"])
+    store.remove(rec["id"])
     with pytest.raises(ValueError, match="Nothing to export"):
-        export_pinned(tiny_services, None, tmp_path)
+        export_pinned(tiny_services, store, None, tmp_path / "all.zip")
     assert np.isfinite(out.weights).all()
 
 

@@ -99,7 +99,7 @@ class LiveApp:
                 self.proc.wait(timeout=timeout)
 
 
-def _seed_data_dir(data_dir: Path) -> None:
+def seed_data_dir(data_dir: Path) -> None:
     """Copy the demo gallery and mini benchmarks built by an earlier server into an empty ``data_dir``."""
     src = _template.get("data")
     if src is None or any(data_dir.iterdir()):
@@ -135,7 +135,7 @@ def start_app(data_dir: str | Path, env: dict[str, str] | None = None, encoder: 
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     if seed:
-        _seed_data_dir(data_dir)
+        seed_data_dir(data_dir)
     temp_dir = Path(temp_dir) if temp_dir else data_dir.parent / f"{data_dir.name}-gradio-tmp"
     temp_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()

@@ -1,0 +1,60 @@
+"""The page's guards without a server (issue 12, defect 5): one encoder pool for every heavy endpoint, a
+bounded queue. Live behaviour: tests/app/test_public_space_live.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from explorer.ui_guard import ENCODER_POOL, HEAVY_ENDPOINTS, ExplorerBlocks, FairQueue
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo(tiny_services):
+    from explorer.ui import build_demo
+
+    return build_demo(tiny_services)
+
+
+def test_every_heavy_endpoint_shares_the_one_encoder_pool(demo, tiny_services):
+    """Before: only /search, /compare and /open_query shared the encoder slots; /encode_reference,
+    /video_still, /sample_frames and /export_all each had their own pool of COVR_MAX_CONCURRENT_JOBS."""
+    fns = {fn.api_name: fn for fn in demo.fns.values() if fn.api_name}
+    missing = HEAVY_ENDPOINTS - set(fns)
+    assert not missing, f"heavy endpoints renamed or gone (update HEAVY_ENDPOINTS): {missing}"
+    limit = tiny_services.settings.limits.max_concurrent_jobs
+    for name in HEAVY_ENDPOINTS:
+        assert fns[name].concurrency_id == ENCODER_POOL and fns[name].concurrency_limit == limit, name
+    for name in ("encode_reference", "video_still", "sample_frames", "export_all", "search", "compare"):
+        assert name in HEAVY_ENDPOINTS
+    light = [n for n, fn in fns.items() if fn.concurrency_id == ENCODER_POOL and n not in HEAVY_ENDPOINTS]
+    assert not light
+
+
+def test_queue_is_bounded_and_fair(demo, tiny_services):
+    from explorer.ui import queue_kwargs
+
+    kwargs = queue_kwargs(tiny_services)
+    assert kwargs["max_size"] == tiny_services.settings.limits.max_queue_size
+    assert isinstance(demo, ExplorerBlocks)
+    demo.queue(**kwargs)
+    assert isinstance(demo._queue, FairQueue) and demo._queue.max_size == kwargs["max_size"]
+
+
+def test_text_limit_is_the_settings_one_everywhere(tiny_services, monkeypatch):
+    """/compare capped text at 500 characters while /search honoured COVR_MAX_TEXT_CHARS."""
+    from covr_core.media import MediaError
+    from explorer.compare import run_compare
+    from explorer.search import validate_text
+
+    text = "make it red " * 70  # 840 characters: over the old 500, under the default 1000
+    gal = tiny_services.get_gallery("pics")
+    img = gal.media_path("p1")
+    from covr_core.media import load_image
+
+    out = run_compare(tiny_services, gal, "pics", load_image(img), text, ["AVG"], 3)
+    assert len(out.outcomes["AVG"].hits) == 3
+    monkeypatch.setenv("COVR_MAX_TEXT_CHARS", "100")
+    with pytest.raises(MediaError, match="at most 100"):
+        validate_text(text)
