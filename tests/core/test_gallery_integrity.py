@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from covr_core import gallery_integrity as gint
 from covr_core.gallery import Gallery, GalleryError
 from covr_core.types import EncoderInfo
 
@@ -41,7 +40,8 @@ def folder(tmp_path: Path) -> Path:
     (out / "thumbs").mkdir()
     for i in range(40):
         (out / "thumbs" / f"img{i}.jpg").write_bytes(f"thumb {i}".encode() * 10)
-    Gallery.record_files(out)
+    if hasattr(Gallery, "record_files"):  # (absent before issue 12: the damage tests below still run there)
+        Gallery.record_files(out)
     return out
 
 
@@ -50,11 +50,13 @@ def manifest(folder: Path) -> dict:
 
 
 def test_every_file_is_recorded(folder: Path) -> None:
+    from covr_core.gallery_integrity import file_sha256
+
     m = manifest(folder)
     assert m["format_version"] == 2
     assert set(m["files"]) == {"embeddings.npy", "items.parquet", "index.faiss", "files.sha256"}
     for rel, rec in m["files"].items():
-        assert rec["size"] == (folder / rel).stat().st_size and rec["sha256"] == gint.file_sha256(folder / rel)
+        assert rec["size"] == (folder / rel).stat().st_size and rec["sha256"] == file_sha256(folder / rel)
     lines = (folder / "files.sha256").read_text().splitlines()
     assert len(lines) == 40 and lines[0].split(" ", 2)[2] == "thumbs/img0.jpg"
 
@@ -92,10 +94,12 @@ def test_same_size_damage_is_refused_not_answered(folder: Path, damage, name) ->
 
 
 def test_unchanged_gallery_is_not_rehashed_but_a_rewrite_is_seen(folder: Path, tmp_path: Path) -> None:
-    cache = gint.HashCache(tmp_path / "hashes.json")
+    from covr_core.gallery_integrity import HashCache
+
+    cache = HashCache(tmp_path / "hashes.json")
     Gallery.load(folder, ENC, hash_cache=cache)
     assert cache.misses == 4 and cache.hits == 0
-    again = gint.HashCache(tmp_path / "hashes.json")  # persisted: a restart does not re-read the files
+    again = HashCache(tmp_path / "hashes.json")  # persisted: a restart does not re-read the files
     Gallery.load(folder, ENC, hash_cache=again)
     assert again.misses == 0 and again.hits == 4
     # rewrite the embeddings with other values and put the old mtime back: ctime/inode still change

@@ -14,7 +14,7 @@ from PIL import Image
 
 from covr_core.blip import BlipImageTransform
 from covr_core.lite import LiteImageTransform
-from covr_core.media import ImageLimits, MediaError, check_resize_budget, load_image, probe_video
+from covr_core.media import ImageLimits, MediaError, load_image, probe_video
 from covr_core.media_video import VideoLimits
 from covr_core.settings import load_settings
 from helpers.media_files import write_test_clip
@@ -40,6 +40,8 @@ def test_aspect_limit_comes_from_settings() -> None:
 
 
 def test_resize_intermediate_is_checked_against_the_pixel_limit() -> None:
+    from covr_core.media import check_resize_budget
+
     lite, blip = LiteImageTransform(), BlipImageTransform()
     assert lite.resized_size(12000, 1) == (12000 * 224, 224)  # what the lite transform would allocate
     assert blip.resized_size(12000, 1) == (384, 384)  # BLIP's square resize never grows

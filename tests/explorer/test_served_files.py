@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from explorer.served_files import ASSETS_DIR, ServedFiles, ServedFilesGuard
 from explorer.services import scan_galleries
 
 
@@ -31,6 +30,8 @@ def data(tmp_path: Path) -> Path:
 
 def test_manifest_media_root_outside_is_refused(data: Path) -> None:
     """The issue's repro: {"media_root": "/"} handed '/' to Gradio's allowed paths."""
+    from explorer.served_files import ServedFiles
+
     policy = ServedFiles(data)
     for root in ("/", "/etc", "../../..", str(data), str(data / "curated"), str(data / "cache" / "app"),
                  str(data / "galleries"), "."):  # fmt: skip
@@ -43,6 +44,8 @@ def test_manifest_media_root_outside_is_refused(data: Path) -> None:
 
 
 def test_media_inside_data_or_configured_roots_is_served(data: Path, tmp_path: Path) -> None:
+    from explorer.served_files import ASSETS_DIR, ServedFiles, ServedFilesGuard  # noqa: F401
+
     mounted = tmp_path / "volume" / "cirr"
     mounted.mkdir(parents=True)
     (mounted / "a.png").write_bytes(b"x")
@@ -62,6 +65,8 @@ def test_media_inside_data_or_configured_roots_is_served(data: Path, tmp_path: P
 
 
 def test_bundled_assets_serve_media_not_readme_or_csv(data: Path) -> None:
+    from explorer.served_files import ASSETS_DIR, ServedFiles, ServedFilesGuard  # noqa: F401
+
     folder = data / "galleries" / "demo"
     folder.mkdir(parents=True)
     policy = ServedFiles(data)
@@ -74,6 +79,8 @@ def test_bundled_assets_serve_media_not_readme_or_csv(data: Path) -> None:
 
 
 def test_thumbs_symlink_out_makes_the_gallery_unavailable(data: Path) -> None:
+    from explorer.served_files import ASSETS_DIR, ServedFiles, ServedFilesGuard  # noqa: F401
+
     folder = data / "galleries" / "g"
     folder.mkdir(parents=True)
     (folder / "thumbs").symlink_to("/")
@@ -82,6 +89,8 @@ def test_thumbs_symlink_out_makes_the_gallery_unavailable(data: Path) -> None:
 
 
 def test_gallery_folder_linked_from_elsewhere_is_unavailable(data: Path, tmp_path: Path) -> None:
+    from explorer.served_files import ASSETS_DIR, ServedFiles, ServedFilesGuard  # noqa: F401
+
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (data / "galleries").mkdir()
@@ -91,6 +100,8 @@ def test_gallery_folder_linked_from_elsewhere_is_unavailable(data: Path, tmp_pat
 
 
 def test_a_registered_folder_swapped_for_a_symlink_serves_nothing(data: Path, tmp_path: Path) -> None:
+    from explorer.served_files import ASSETS_DIR, ServedFiles, ServedFilesGuard  # noqa: F401
+
     folder = data / "galleries" / "g"
     (folder / "thumbs").mkdir(parents=True)
     (folder / "thumbs" / "a.jpg").write_bytes(b"x")
@@ -106,6 +117,8 @@ def test_a_registered_folder_swapped_for_a_symlink_serves_nothing(data: Path, tm
 
 
 def test_guard_refuses_urls_and_paths_outside(data: Path, tmp_path: Path) -> None:
+    from explorer.served_files import ASSETS_DIR, ServedFiles, ServedFilesGuard  # noqa: F401
+
     upload = tmp_path / "gradio"
     (upload / "abc").mkdir(parents=True)
     (upload / "abc" / "u.png").write_bytes(b"x")
@@ -118,6 +131,8 @@ def test_guard_refuses_urls_and_paths_outside(data: Path, tmp_path: Path) -> Non
 
 
 def test_guard_answers_403_and_429(data: Path, tmp_path: Path) -> None:
+    from explorer.served_files import ASSETS_DIR, ServedFiles, ServedFilesGuard  # noqa: F401
+
     calls: list[str] = []
 
     async def app(scope, receive, send):

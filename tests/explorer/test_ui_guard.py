@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from explorer.ui_guard import ENCODER_POOL, HEAVY_ENDPOINTS, ExplorerBlocks, FairQueue
-
 pytestmark = pytest.mark.slow
 
 
@@ -20,6 +18,8 @@ def demo(tiny_services):
 def test_every_heavy_endpoint_shares_the_one_encoder_pool(demo, tiny_services):
     """Before: only /search, /compare and /open_query shared the encoder slots; /encode_reference,
     /video_still, /sample_frames and /export_all each had their own pool of COVR_MAX_CONCURRENT_JOBS."""
+    from explorer.ui_guard import ENCODER_POOL, HEAVY_ENDPOINTS
+
     fns = {fn.api_name: fn for fn in demo.fns.values() if fn.api_name}
     missing = HEAVY_ENDPOINTS - set(fns)
     assert not missing, f"heavy endpoints renamed or gone (update HEAVY_ENDPOINTS): {missing}"
@@ -34,6 +34,7 @@ def test_every_heavy_endpoint_shares_the_one_encoder_pool(demo, tiny_services):
 
 def test_queue_is_bounded_and_fair(demo, tiny_services):
     from explorer.ui import queue_kwargs
+    from explorer.ui_guard import ExplorerBlocks, FairQueue
 
     kwargs = queue_kwargs(tiny_services)
     assert kwargs["max_size"] == tiny_services.settings.limits.max_queue_size
