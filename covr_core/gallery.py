@@ -19,7 +19,6 @@ extras (``frames/``, ``thumbs/``, ``umap.parquet``) that ``save`` keeps when it 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import os
 import shutil
@@ -165,19 +164,9 @@ class Gallery:
     @staticmethod
     def record_files(folder: str | Path, changed: Sequence[str] = (), cache: gint.HashCache | None = None) -> dict:
         """Record files written into a saved gallery folder after ``save`` (thumbnails, frame strips,
-        ``umap.parquet``...) in its manifest's per-file hashes: files not yet recorded and the ``changed``
-        ones (relative paths) are hashed, the other entries are kept. Rewrites ``manifest.json`` atomically
-        and returns its new ``files`` table."""
-        from covr_core.atomic import atomic_write_text
-
-        folder = Path(folder)
-        manifest = gf.read_manifest(folder)
-        skip = {gint.FILE_LIST, *changed}
-        keep = {k: v for k, v in (manifest.get("files") or {}).items() if k not in skip}
-        manifest["files"] = gint.record_files(folder, cache, keep=keep)
-        manifest["format_version"] = gf.FORMAT_VERSION
-        atomic_write_text(folder / gf.MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-        return manifest["files"]
+        ``umap.parquet``...) in its manifest: files not yet recorded and the ``changed`` ones (relative paths)
+        are hashed, the other entries kept; ``manifest.json`` is rewritten atomically. Returns the table."""
+        return gint.record_into_manifest(Path(folder), changed, cache)
 
     @classmethod
     def load(

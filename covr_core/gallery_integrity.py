@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from covr_core.atomic import atomic_write_json, atomic_write_text
-from covr_core.gallery_files import MANIFEST, GalleryError
+from covr_core.gallery_files import FORMAT_VERSION, MANIFEST, GalleryError, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +197,18 @@ def record_files(folder: Path, cache: HashCache | None = None, keep: dict[str, A
     elif list_path.exists():
         list_path.unlink()
     return dict(sorted(top.items()))
+
+
+def record_into_manifest(folder: Path, changed: Iterable[str] = (), cache: HashCache | None = None) -> dict:
+    """``record_files`` for a saved gallery: keep the manifest's entries except ``changed`` ones, hash the rest,
+    rewrite ``manifest.json`` atomically (format 2); returns the new ``files`` table."""
+    manifest = read_manifest(folder)
+    skip = {FILE_LIST, *changed}
+    keep = {k: v for k, v in (manifest.get("files") or {}).items() if k not in skip}
+    manifest["files"] = record_files(folder, cache, keep=keep)
+    manifest["format_version"] = FORMAT_VERSION
+    atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    return manifest["files"]
 
 
 def _record(entry: Any, rel: str) -> FileRecord:

@@ -20,7 +20,7 @@ variable (``Limits`` field)       default    meaning
 ``COVR_MAX_QUEUE_SIZE``           64         events waiting in the app's queue (then "busy")
 ``COVR_MAX_PENDING_PER_SESSION``  3          searches/uploads one browser session may have waiting
 ``COVR_MAX_PENDING_PER_CLIENT``   8          searches/uploads one client address may have waiting
-``COVR_UPLOADS_PER_MINUTE``       60         file uploads per client address per minute
+``COVR_UPLOADS_PER_MINUTE``       120        file uploads per client address per minute
 ``COVR_MAX_PINS_PER_VISITOR``     100        pinned examples one visitor may keep
 ``COVR_MAX_EXPORTS_PER_VISITOR``  3          export ZIPs one visitor may have on the server
 ``COVR_EXPORT_MAX_AGE_S``         3600       export ZIPs are deleted after this many seconds
@@ -62,7 +62,7 @@ class Limits:
     max_queue_size: int = 64  # events waiting in the queue
     max_pending_per_session: int = 3  # heavy (encoder pool) events one browser session may have waiting
     max_pending_per_client: int = 8  # heavy events one client address may have waiting
-    uploads_per_minute: int = 60  # file uploads per client address per minute
+    uploads_per_minute: int = 120  # file uploads per client address per minute
     max_pins_per_visitor: int = 100  # pinned examples per visitor
     max_exports_per_visitor: int = 3  # export ZIPs per visitor kept on the server
     export_max_age_s: int = 3600  # export ZIPs older than this are deleted
