@@ -59,3 +59,21 @@ def test_text_limit_is_the_settings_one_everywhere(tiny_services, monkeypatch):
     monkeypatch.setenv("COVR_MAX_TEXT_CHARS", "100")
     with pytest.raises(MediaError, match="at most 100"):
         validate_text(text)
+
+
+def test_sign_in_is_offered_only_when_the_space_enables_it(tiny_services, monkeypatch):
+    """With ``hf_oauth: true`` (OAUTH_CLIENT_ID set on a Space) pins can follow the visitor's account."""
+    import gradio.oauth
+
+    from explorer.ui import build_demo
+
+    space = {"SYSTEM": "spaces", "SPACE_ID": "covr/demo", "OAUTH_CLIENT_ID": "client-id",
+             "OAUTH_CLIENT_SECRET": "secret", "OAUTH_SCOPES": "openid profile",
+             "OPENID_PROVIDER_URL": "https://huggingface.co"}  # what a Space with hf_oauth: true sets
+    for name, value in space.items():
+        monkeypatch.setenv(name, value)
+        if hasattr(gradio.oauth, name):  # gradio reads these once, at import
+            monkeypatch.setattr(gradio.oauth, name, value)
+    assert build_demo(tiny_services).expects_oauth
+    monkeypatch.delenv("OAUTH_CLIENT_ID")
+    assert not build_demo(tiny_services).expects_oauth
