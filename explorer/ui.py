@@ -4,6 +4,8 @@ serving configuration (queue, allowed files, middleware) that app.py and the tes
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import logging
 from pathlib import Path
 from typing import Any, Callable
@@ -72,7 +74,10 @@ def build_demo(services: Services) -> gr.Blocks:
         demo.served = services.served
         demo.limits = services.settings.limits
         session = gr.State(None)
-        visitor = gr.BrowserState(None, storage_key="covr-visitor", secret=services.visitor_secret.hex())
+        # the browser keeps its visitor token in localStorage; this key (stable across restarts, so tokens
+        # survive them) is sent to the page, so it is derived from, never equal to, the server's HMAC secret
+        storage_secret = hmac.new(services.visitor_secret, b"browser-state", hashlib.sha256).hexdigest()[:32]
+        visitor = gr.BrowserState(None, storage_key="covr-visitor", secret=storage_secret)
         header = gr.Markdown(services.header_markdown(), elem_id="covr-header")
         with gr.Tabs() as tabs:
             with gr.Tab("Search", id="search"):
