@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -145,7 +146,11 @@ def test_guard_answers_403_and_429(data: Path, tmp_path: Path) -> None:
 
     waits = iter([0.0, 12.0])
     guard = ServedFilesGuard(app, ServedFiles(data), tmp_path, upload_limiter=lambda client: next(waits))
-    run = lambda scope: asyncio.run(guard(scope, None, send))  # noqa: E731
+    def run(scope: dict) -> None:  # in its own thread: a browser test may have left a loop running here
+        worker = threading.Thread(target=lambda: asyncio.run(guard(scope, None, send)))
+        worker.start()
+        worker.join()
+
     run({"type": "http", "path": "/gradio_api/file=/etc/passwd", "method": "GET"})
     assert sent[0]["status"] == 403 and not calls
     run({"type": "http", "path": "/gradio_api/upload", "method": "POST", "client": ("1.2.3.4", 1)})
