@@ -43,6 +43,10 @@ PACKAGES = ("covr-explorer", "torch", "transformers", "numpy", "pandas", "pyarro
             "pillow", "umap-learn")
 
 
+class JobInputError(RuntimeError):
+    """A problem with what the job was given (folder, cluster, install): the CLI prints it without a traceback."""
+
+
 @dataclass
 class JobSummary(Summary):
     """A job's :class:`Summary` plus where it wrote, how long each stage took and what went wrong."""
@@ -337,11 +341,17 @@ class StageTimer:
 
 def run_main(parse: Callable[[Sequence[str] | None], argparse.Namespace], job: Callable[..., Any],
              argv: Sequence[str] | None) -> int:
-    """Shared ``main``: parse, set up logging, run, log the summary; exit code 1 when the job is incomplete,
-    a unit failed for good or more items failed than ``--max-failures`` allows (the reason is logged)."""
+    """Shared ``main``: parse, set up logging, run, log the summary. Exit code 1 when the job is incomplete, a
+    unit failed for good or more items failed than ``--max-failures`` allows; 2 when its input is wrong (a
+    busy folder, no Ray, a missing file: the message, no traceback)."""
     args = parse(argv)
     setup_logging(getattr(args, "log_level", "INFO"))
-    result = job(args)
+    try:
+        result = job(args)
+    except (JobInputError, ValueError, FileNotFoundError) as exc:
+        log.debug("details", exc_info=True)
+        log.error("%s", exc)
+        return 2
     if not isinstance(result, JobSummary):  # jobs returning a JobSummary log their own summary line
         log.info("%s", json.dumps(result, default=str))
         return 0

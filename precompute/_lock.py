@@ -19,10 +19,12 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from ._common import JobInputError
+
 LOCK_NAME = "job.lock"
 
 
-class JobLockedError(RuntimeError):
+class JobLockedError(JobInputError):
     """Another launch holds the output folder."""
 
 

@@ -36,6 +36,8 @@ import pandas as pd
 
 from covr_core.atomic import atomic_write_bytes, atomic_write_json, cleanup_stale_temps
 
+from ._common import JobInputError
+
 log = logging.getLogger(__name__)
 
 PARTS_DIR = "_parts"
@@ -44,7 +46,7 @@ _FILE_RE = re.compile(r"^(?P<type>part|seg)-(?P<unit>[A-Za-z0-9]+)-(?P<seq>\d+)(
 IDENTITY_KEYS = ("kind", "dataset_key", "encoder_name", "encoder_sha256")
 
 
-class PlanMismatchError(RuntimeError):
+class PlanMismatchError(JobInputError):
     """The output folder already holds parts of a different job."""
 
 

@@ -34,7 +34,7 @@ RAY_INSTALL_HINT = "pip install -r requirements-ray.txt   (Ray 2.60: pip install
 POLL_SECONDS = 1.0
 
 
-class RayUnavailableError(RuntimeError):
+class RayUnavailableError(C.JobInputError):
     """Ray is not installed, or the cluster address does not answer."""
 
 
@@ -216,7 +216,7 @@ class RayCluster:
                     log.error("unit %s failed after %d retries: %s", unit.label, self.retries, _reason(exc))
                     failed.append((unit, _reason(exc)))
                     idle.append(worker)
-        bar.set(ray.get(self.counter.get.remote()))
+        bar.set(sum(r.done + r.failed + r.skipped for r in results))  # exact: a dying worker's last count may be lost
         return results, failed
 
     def close(self) -> None:
