@@ -219,6 +219,28 @@ class RayCluster:
         bar.set(sum(r.done + r.failed + r.skipped for r in results))  # exact: a dying worker's last count may be lost
         return results, failed
 
+    def map_tasks(self, fn: Any, calls: list[tuple], desc: str, unit: str, num_cpus: int = 1,
+                  retries: int = 3) -> list:
+        """``fn(*call)`` for every call as Ray tasks (retried after a crash or an exception), one progress
+        bar; results in call order. Raises RuntimeError when a task still fails."""
+        remote = self.ray.remote(fn).options(num_cpus=num_cpus, max_retries=retries, retry_exceptions=True)
+        pending = {remote.remote(*call): i for i, call in enumerate(calls)}
+        results: list = [None] * len(calls)
+        bar = C.progress(len(calls), desc, unit)
+        try:
+            while pending:
+                ready, _ = self.ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
+                for ref in ready:
+                    i = pending.pop(ref)
+                    try:
+                        results[i] = self.ray.get(ref)
+                    except self.ray.exceptions.RayError as exc:
+                        raise RuntimeError(f"{desc}: task {i} failed after {retries} retries: {_reason(exc)}") from None
+                    bar.update(1)
+        finally:
+            bar.close()
+        return results
+
     def close(self) -> None:
         """Stop this launch's workers (and the cluster, when this launch started it)."""
         for handle in [*self.workers, self.counter]:

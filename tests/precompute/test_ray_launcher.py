@@ -92,3 +92,24 @@ def test_unit_failing_for_good_exits_nonzero_and_a_rerun_completes(ray_cluster, 
     for k in ("f_mm", "f_img", "f_txt"):
         np.testing.assert_allclose(arr[k], ref[k], atol=1e-6)
     assert manifest["benchmark"] == "cirr"
+
+
+def test_map_placement_on_ray_equals_placement_here(ray_cluster, tmp_path, monkeypatch):
+    from covr_core.types import EncoderInfo
+    from precompute import umap as umap_job
+    from precompute.placement import load_map
+
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(300, 16)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    items = pd.DataFrame({"id": [f"i{k}" for k in range(300)], "kind": "image", "media": "x.png"})
+    info = EncoderInfo(name="lite", version="t", checkpoint="t", checkpoint_sha256="ab" * 32, dim=16)
+    monkeypatch.setattr(umap_job, "RAY_PLACE_ROWS", 100)  # 250 rows to place -> 3 Ray tasks
+    maps = {}
+    for mode in (None, "auto"):
+        folder = tmp_path / f"g-{mode}"
+        Gallery.build(emb, items, info, name="toy", media_root=str(tmp_path)).save(folder)
+        res = umap_job.run(gallery=str(folder), fit_sample=50, min_umap_items=1000, ray=mode)
+        assert res["fit_sample"] == 50
+        maps[mode] = load_map(folder)[0][["x", "y"]].to_numpy()
+    np.testing.assert_array_equal(maps["auto"], maps[None])
