@@ -115,8 +115,7 @@ def run_embedding_job(kind: EmbeddingKind, opts: EmbedOptions) -> C.JobSummary:
         store.init_plan(job, plan)
         if seed:
             _seed_from_output(kind, store, out, plan, max(opts.chunk_items, per_batch))
-        finished = store.finished_rows(include_failed=not opts.retry_failed)
-        todo = np.array(sorted(set(range(len(plan))) - finished), dtype=np.int64)
+        todo = ~store.finished_mask(len(plan), include_failed=not opts.retry_failed)
         workers = cluster.worker_count if cluster is not None else 1
         chunk = opts.chunk_items if cluster is None else min(
             opts.chunk_items, max(per_batch, math.ceil(len(plan) / (4 * workers))))

@@ -162,6 +162,19 @@ class PartStore:
                 done.update(part.failed_rows.tolist())
         return done
 
+    def finished_mask(self, n_plan: int, include_failed: bool = True) -> np.ndarray:
+        """[n_plan] bool: True where a row is computed (or failed, unless ``include_failed=False``)."""
+        mask = np.zeros(n_plan, dtype=bool)
+        for path in self.files():
+            try:
+                part = read_part(path, arrays=False)
+            except FileNotFoundError:
+                continue
+            mask[part.rows] = True
+            if include_failed:
+                mask[part.failed_rows] = True
+        return mask
+
     def writer(self, unit: str) -> UnitWriter:
         """A writer of ``unit``'s files (a fresh token per writer)."""
         return UnitWriter(self, unit)

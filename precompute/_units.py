@@ -33,6 +33,7 @@ class EmbeddingKind:
 
     name = ""  #: ``gallery`` or ``queries`` (job.json ``kind``)
     arrays: tuple[str, ...] = ()  #: array names each part holds
+    columns: tuple[str, ...] = ()  #: plan columns a worker reads (a 2.5M-row plan stays small in each worker)
 
     def list_items(self, spec: DatasetSpec, opts: EmbedOptions) -> ItemList:
         """The dataset's items for this job."""
@@ -69,12 +70,12 @@ class EmbeddingKind:
 
 
 # ------------------------------------------------------------------------------------------- workers
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Unit:
     """A chunk of plan rows still to do, with a stable label (its part files are ``*-<label>-*``)."""
 
     label: str
-    rows: tuple[int, ...]
+    rows: np.ndarray  #: int64 plan rows, ascending
 
 
 class UnitRunner:
@@ -88,9 +89,9 @@ class UnitRunner:
 
     @property
     def plan(self) -> pd.DataFrame:
-        """The job's plan (a Ray worker reads it from the part store on first use)."""
+        """The job's plan (a Ray worker reads the columns it needs from the part store on first use)."""
         if self._plan is None:
-            self._plan = self.store.read_plan()
+            self._plan = self.store.read_plan(self.kind.columns or None)
         return self._plan
 
     @classmethod
@@ -103,7 +104,7 @@ class UnitRunner:
             on_flush: Callable[[int], None] | None = None) -> UnitResult:
         """Compute the unit's rows that no earlier attempt of it flushed; compact its parts."""
         flushed = self.store.finished_rows(include_failed=not self.opts.retry_failed, unit=unit.label)
-        rows = [r for r in unit.rows if r not in flushed]
+        rows = [int(r) for r in unit.rows if int(r) not in flushed]
         timer = C.StageTimer()
         writer = self.store.writer(unit.label)
         if not rows:
@@ -118,7 +119,8 @@ class UnitRunner:
 
 
 def make_units(plan_len: int, todo: np.ndarray, opts: EmbedOptions, per_batch: int, chunk: int) -> list[Unit]:
-    """Units of at most ``chunk`` rows (a multiple of ``per_batch``), only those with rows to do.
+    """Units of at most ``chunk`` rows (a multiple of ``per_batch``) holding the rows of ``todo`` (a bool
+    mask over the plan, or row numbers), only those with rows to do.
 
     Whole job: contiguous chunks of the plan. Manual shard I of N: chunks of the rows ``i % N == I``.
     """
@@ -129,14 +131,13 @@ def make_units(plan_len: int, todo: np.ndarray, opts: EmbedOptions, per_batch: i
     else:
         mine = np.arange(plan_len)
         prefix = f"c{chunk}n"
-    todo_mask = np.zeros(plan_len, dtype=bool)
-    todo_mask[todo] = True
+    todo_mask = np.asarray(todo) if np.asarray(todo).dtype == bool else np.isin(np.arange(plan_len), todo)
     units = []
     for k, start in enumerate(range(0, len(mine), chunk)):
         rows = mine[start:start + chunk]
         rows = rows[todo_mask[rows]]
         if len(rows):
-            units.append(Unit(f"{prefix}{k:06d}", tuple(int(r) for r in rows)))
+            units.append(Unit(f"{prefix}{k:06d}", rows.astype(np.int64)))
     return units
 
 

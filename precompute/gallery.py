@@ -42,6 +42,7 @@ class GalleryKind(EmbeddingKind):
 
     name = "gallery"
     arrays = ("emb",)
+    columns = ("id", "kind", "path", "scores")
 
     def list_items(self, spec: DatasetSpec, opts: GalleryOptions) -> ItemList:
         return spec.gallery(opts.selection())

@@ -38,6 +38,7 @@ class QueriesKind(EmbeddingKind):
 
     name = "queries"
     arrays = QUERY_ARRAYS
+    columns = ("path", "kind", "caption")
 
     def list_items(self, spec: DatasetSpec, opts: QueriesOptions) -> ItemList:
         return spec.queries(opts.selection())

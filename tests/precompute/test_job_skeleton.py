@@ -117,7 +117,7 @@ def test_units_bound_the_part_files_for_a_webvid_scale_job():
     assert units[1].rows[0] == 16384 and len({u.label for u in units}) == 153
     shard = make_units(10, np.arange(10), GalleryOptions(dataset="demo", out="x", num_shards=3, shard_id=1),
                        per_batch=2, chunk=2)
-    assert [u.rows for u in shard] == [(1, 4), (7,)]
+    assert [u.rows.tolist() for u in shard] == [[1, 4], [7]]
 
 
 def test_unit_parts_compact_into_one_segment_and_merge_streams_them(tmp_path):
