@@ -17,7 +17,6 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import pandas as pd
 
 from covr_core.datasets import DatasetSpec, ItemList, get_dataset

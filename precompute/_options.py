@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import collections.abc
 import math
+import numbers
 import types
 import typing
 from dataclasses import dataclass, fields
@@ -38,8 +39,6 @@ def _matches(value: Any, hint: Any) -> bool:
     if hint is collections.abc.Callable:
         return callable(value)
     if hint in (int, float):
-        import numbers
-
         kind = numbers.Integral if hint is int else numbers.Real
         return isinstance(value, kind) and not isinstance(value, bool)
     return isinstance(value, hint)

@@ -32,7 +32,6 @@ class EmbeddingKind:
     """What one embedding job computes; subclasses fill in the hooks."""
 
     name = ""  #: ``gallery`` or ``queries`` (job.json ``kind``)
-    arrays: tuple[str, ...] = ()  #: array names each part holds
     columns: tuple[str, ...] = ()  #: plan columns a worker reads (a 2.5M-row plan stays small in each worker)
 
     def list_items(self, spec: DatasetSpec, opts: EmbedOptions) -> ItemList:

@@ -41,7 +41,6 @@ class GalleryKind(EmbeddingKind):
     """The gallery job: one pooled embedding per image or video, plus thumbnails and frame strips."""
 
     name = "gallery"
-    arrays = ("emb",)
     columns = ("id", "kind", "path", "scores")
 
     def list_items(self, spec: DatasetSpec, opts: GalleryOptions) -> ItemList:

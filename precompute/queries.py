@@ -37,7 +37,6 @@ class QueriesKind(EmbeddingKind):
     """The queries job: f_mm, f_img and f_txt of every triplet (reference image + modification text)."""
 
     name = "queries"
-    arrays = QUERY_ARRAYS
     columns = ("path", "kind", "caption")
 
     def list_items(self, spec: DatasetSpec, opts: QueriesOptions) -> ItemList:

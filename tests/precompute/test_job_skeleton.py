@@ -11,7 +11,6 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
 from covr_core.datasets import DatasetSelection, get_dataset, list_datasets, query_datasets
 from covr_core.gallery import Gallery
