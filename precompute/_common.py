@@ -38,7 +38,6 @@ ENCODER_CHOICES = ("auto", "blip", "lite")
 KILL_AFTER_ENV = "COVR_PRECOMPUTE_KILL_AFTER"
 KILL_AT_ENV = "COVR_PRECOMPUTE_KILL_AT"
 KILL_ONCE_ENV = "COVR_PRECOMPUTE_KILL_ONCE"
-TEST_HOOK_ENVS = (KILL_AFTER_ENV, KILL_AT_ENV, KILL_ONCE_ENV)
 PACKAGES = ("covr-explorer", "torch", "transformers", "numpy", "pandas", "pyarrow", "faiss-cpu", "av",
             "pillow", "umap-learn")
 

@@ -69,6 +69,17 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
             "`ray start --head` on the head machine and pass its address, or use --ray local") from None
 
 
+#: environment variables a launch hands to its workers on every machine (cache locations, offline mode,
+#: the jobs' settings and test hooks); anything named like a secret stays behind
+FORWARDED_ENV_PREFIXES = ("HF_", "TRANSFORMERS_", "COVR_")
+
+
+def forwarded_env() -> dict[str, str]:
+    """The launch's variables its workers get (``FORWARDED_ENV_PREFIXES``, without tokens or keys)."""
+    return {k: v for k, v in os.environ.items()
+            if k.startswith(FORWARDED_ENV_PREFIXES) and not any(w in k for w in ("TOKEN", "KEY", "SECRET"))}
+
+
 class ProgressCounter:
     """Items flushed by all workers (a Ray actor without CPU)."""
 
@@ -169,7 +180,7 @@ class RayCluster:
         """Start the workers (each loads the encoder); returns their common EncoderInfo."""
         n, resources, device = self._plan_workers(opts)
         self.retries = opts.ray_retries
-        env = {k: os.environ[k] for k in C.TEST_HOOK_ENVS if k in os.environ}
+        env = forwarded_env()
         actor = self.ray.remote(EmbedWorker).options(
             **resources, max_restarts=opts.ray_retries, max_task_retries=opts.ray_retries,
             **({"runtime_env": {"env_vars": env}} if env else {}))

@@ -22,7 +22,7 @@ from precompute import queries as queries_job
 from precompute._lock import JobLockedError, job_lock
 from precompute._options import GalleryOptions, parse_failure_budget
 from precompute._parts import PartStore, PlanMismatchError, gather, scan
-from precompute._ray import RayUnavailableError, check_reachable, import_ray
+from precompute._ray import RayUnavailableError, check_reachable, forwarded_env, import_ray
 from precompute._units import make_units
 
 
@@ -219,3 +219,14 @@ def test_ray_missing_or_unreachable_fails_fast_with_a_clear_message(monkeypatch,
     code = gallery_job.main(["--dataset", "demo", "--out", str(tmp_path / "g"), "--encoder", "lite", "--ray", "auto"])
     assert code == 2 and not (tmp_path / "g" / "_parts" / "job.json").exists()
     shutil.rmtree(tmp_path / "g", ignore_errors=True)
+
+
+def test_workers_get_the_cache_and_job_settings_but_no_secret(monkeypatch):
+    monkeypatch.setenv("HF_HOME", "/shared/hf")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("COVR_PRECOMPUTE_KILL_AFTER", "3")
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    env = forwarded_env()
+    assert {"HF_HOME": "/shared/hf", "HF_HUB_OFFLINE": "1", "COVR_PRECOMPUTE_KILL_AFTER": "3"}.items() <= env.items()
+    assert "HF_TOKEN" not in env and "AWS_SECRET_ACCESS_KEY" not in env
