@@ -156,6 +156,7 @@ def test_webvid_repeated_targets_one_gallery_entry_per_video(tmp_path):
 def test_failed_evaluation_leaves_no_folder(tmp_path):
     qdir, _, _, videos, t_emb = _repeated_targets(tmp_path)
     short = write_gallery_folder(tmp_path / "short", videos[:-1], t_emb[:-1], PLANTED_ENCODER, "short")
+    (tmp_path / "evaluations").mkdir()
     with pytest.raises(ValueError, match="not in the gallery"):
         evaluate.run(qdir, short, "webvid", tmp_path / "evaluations" / "broken")
     assert not (tmp_path / "evaluations" / "broken").exists()
