@@ -261,7 +261,7 @@ def run(*, csv: Sequence[str], map: str, out: str, chunksize: int = 250_000, map
         stats[name] = filter_csv(c, meta, outdir, chunksize)
         log.info("%s: %s", name, {r: v["triplets"] for r, v in stats[name].items()})
     atomic_write_text(outdir / "stats.md", stats_markdown(stats))
-    record = {"stats": stats, "map": str(map), "videos_in_csvs": int(len(wanted)), "videos_in_map": len(meta.index),
+    record = {"stats": stats, "inputs": [str(c.resolve()) for c in csvs], "map": str(map), "videos_in_csvs": int(len(wanted)), "videos_in_map": len(meta.index),
               "categories": len(meta.categories), "warnings": meta.warnings,
               "seconds": round(time.perf_counter() - t0, 2),
               "seconds_map": round(t_map, 2), "provenance": C.provenance()}

@@ -46,8 +46,12 @@ def _variant(photo: Image.Image, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(arr.clip(0, 255).astype(np.uint8), "RGB")
 
 
-def build_real_cirr(root: str | Path, n_sets: int | None = None, seed: int = 0) -> RealCirr:
-    """Write the CIRR val layout (real annotations, generated images) under ``root``."""
+def build_real_cirr(root: str | Path, n_sets: int | None = None, seed: int = 0, test1_sets: int = 0) -> RealCirr:
+    """Write the CIRR val layout (real annotations, generated images) under ``root``.
+
+    ``test1_sets > 0`` also writes a test1 split in its real format (no labels; names ``test1-...``) made from
+    the last ``test1_sets`` image sets of val, so the submission files can be produced and checked.
+    """
     root = Path(root)
     triplets = json.loads((REAL_CIRR / "cap.rc2.val.json").read_text())
     split = json.loads((REAL_CIRR / "split.rc2.val.json").read_text())
@@ -72,4 +76,24 @@ def build_real_cirr(root: str | Path, n_sets: int | None = None, seed: int = 0) 
         path = root / "img_raw" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         _variant(photos[photo_of.get(name, int(rng.integers(len(photos))))], rng).save(path)
+    if test1_sets:
+        _write_test1(root, triplets, split, test1_sets)
     return RealCirr(root=root, triplets=triplets, images=list(split))
+
+
+def _write_test1(root: Path, triplets: list[dict], split: dict[str, str], n_sets: int) -> None:
+    sets = list(dict.fromkeys(t["img_set"]["id"] for t in triplets))[-n_sets:]
+    rename = lambda n: n.replace("dev-", "test1-", 1)  # noqa: E731
+    chosen = [t for t in triplets if t["img_set"]["id"] in set(sets)]
+    test = [{"pairid": t["pairid"], "reference": rename(t["reference"]), "caption": t["caption"],
+             "img_set": {"id": t["img_set"]["id"], "members": [rename(m) for m in t["img_set"]["members"]],
+                         "reference_rank": t["img_set"]["reference_rank"]}} for t in chosen]
+    names = {n for t in chosen for n in (t["reference"], *t["img_set"]["members"])}
+    test_split = {rename(n): split[n].replace("./dev/", "./test1/").replace("dev-", "test1-", 1) for n in names}
+    (root / "captions" / "cap.rc2.test1.json").write_text(json.dumps(test))
+    (root / "image_splits" / "split.rc2.test1.json").write_text(json.dumps(test_split))
+    for n in names:
+        src = root / "img_raw" / split[n]
+        dst = root / "img_raw" / test_split[rename(n)]
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_bytes(src.read_bytes())
