@@ -345,7 +345,7 @@ class Services:
         seen: list[str] = []
         for folder in find_benchmarks(self.data_dir).values():
             seen.extend(c for c in benchmark_combiner_names(folder) if c not in seen)
-        order = {c: i for i, c in enumerate(["NA", "AVG", "MLP", *list_combiners(None)])}
+        order = {c: i for i, c in enumerate(dict.fromkeys(["NA", "AVG", "MLP", *list_combiners(None)]))}
         return sorted(seen, key=lambda c: order.get(c, len(order)))
 
     def filter_run_names(self) -> list[str]:
