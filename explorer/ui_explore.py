@@ -56,11 +56,11 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
     # narrows the list to the chosen evaluation's combiners
     with gr.Row():
         bench = gr.Dropdown(benches, value=first, label="Benchmark (evaluation run)", scale=2,
-                            allow_custom_value=True)
+                            allow_custom_value=True, elem_id="explore-bench")
         combiner = gr.Dropdown(services.all_benchmark_combiners(), value=_default_combiner(first_combs),
                                label="Combiner", scale=1, allow_custom_value=True)
         k = gr.Number(value=10, precision=0, minimum=1, label="success at k", scale=1)
-        refresh = gr.Button("↻ Refresh lists", scale=0, min_width=120)
+        refresh = gr.Button("↻ Refresh lists", scale=0, min_width=120, elem_id="explore-refresh")
     gr.Markdown(
         "Evaluations, filter runs and galleries are read from the data folder: after `python -m precompute."
         "evaluate ... --out <data>/evaluations/<name>` (or `python -m precompute.reproduce`), press *Refresh lists*."
@@ -75,7 +75,7 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
                 outcome = gr.Radio(list(OUTCOMES), value="all", label="Outcome at k", scale=2)
                 disagree = gr.Checkbox(label="combiners disagree", scale=1)
                 page = gr.Number(value=1, precision=0, minimum=1, label="page", scale=1)
-            page_info = gr.Markdown()
+            page_info = gr.Markdown(elem_id="explore-page-info")
             table = gr.Dataframe(interactive=False, label="Queries (click a row to open it)", max_height=320)
         with gr.Tab("Weights"):
             gr.Markdown(
@@ -315,7 +315,10 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
             wv = weights_view(b, c, 10) if b else (None, None, pd.DataFrame())
             mp = draw_map(services.default_gallery, "kind", s, False)
             fv = filter_view()
-            lists = refresh_lists()[:3]  # the Search gallery list has its own load event (ui.py)
+            lists = (  # the Search gallery list has its own load event (ui.py)
+                *refresh_lists()[:3],
+                gr.Dropdown(choices=first_combs),  # the first evaluation's combiners; changes with the choice
+            )
             if link is None:
                 return (
                     *lists,
@@ -339,6 +342,7 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
                 bench,
                 filt_run,
                 map_gallery,
+                combiner,
                 table,
                 page_info,
                 hist,
