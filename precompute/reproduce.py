@@ -133,6 +133,13 @@ class Reproduction:
         evaluate.main(argv)
         return {"folder": str(out)}
 
+    def filter(self, out: Path) -> dict:
+        """``precompute.filter_webvid`` through its ``main`` into ``out`` (where the app lists filter runs)."""
+        from precompute import filter_webvid
+
+        filter_webvid.main(["--csv", *map(str, self.a.filter_csv), "--map", str(self.a.cleanvid_map), "--out", str(out)])
+        return {"folder": str(out)}
+
     # ---- stages ------------------------------------------------------------------------------------
     def cirr_split(self, split: str) -> dict:
         """Gallery + queries of one CIRR split."""
@@ -265,11 +272,8 @@ def run(a: argparse.Namespace, argv: Sequence[str] | None = None) -> dict:
                       "WebVid-CoVR recalls per combiner (meanR4 = the Avg of later papers).")
 
     if a.filter_csv:
-        from precompute import filter_webvid
-
         f_out = rep.data / "webvid_filter" / rep.name
-        rep.stage("filter", lambda: (filter_webvid.main(["--csv", *map(str, a.filter_csv), "--map",
-                                                         str(a.cleanvid_map), "--out", str(f_out)]), {"folder": str(f_out)})[1])
+        rep.stage("filter", lambda: rep.filter(f_out))
         stats = json.loads((f_out / "stats.json").read_text())
         R.write_table(rep.report, "table4", ["dataset", "target videos", "triplets", "query videos"],
                       R.table4_rows(stats["stats"]), "Table 4 layout: WebVid-CoVR filtered by CleanVid metadata.")
