@@ -109,3 +109,11 @@ def test_filter_runs_are_found_where_the_docs_put_them(services, tmp_path, monke
     monkeypatch.setenv(WEBVID_ROOT_ENV, str(tmp_path / "videos"))
     assert webvid_root(data) == (tmp_path / "videos").resolve()
     assert load_filter_report(data, "train").video_roots[0] == (tmp_path / "videos").resolve()
+
+
+def test_app_takes_the_webvid_root_from_flag_or_environment(monkeypatch):
+    import app
+
+    monkeypatch.setenv(WEBVID_ROOT_ENV, "/env/videos")
+    assert app.parse_args([]).webvid_root == "/env/videos"
+    assert app.parse_args(["--webvid-root", "/flag/videos"]).webvid_root == "/flag/videos"
