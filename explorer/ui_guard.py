@@ -38,7 +38,7 @@ ENCODER_POOL = "encoder"
 #: Endpoints that run the encoder, decode uploaded media or render report figures: they share one pool.
 HEAVY_ENDPOINTS = frozenset({
     "search", "compare", "open_query", "open_deep_link", "encode_reference", "video_still", "sample_frames",
-    "pin", "export", "export_all", "preview_pinned", "use_as_reference", "use_point",
+    "pin", "export", "export_all", "preview_pinned", "use_as_reference", "use_point", "filter_view",
 })  # fmt: skip
 NOT_UPLOADED = "This file was not uploaded through this page; please upload it again."
 
