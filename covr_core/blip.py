@@ -120,7 +120,7 @@ class BlipCoVREncoder(Encoder):
         self.device, self.dtype = param.device, param.dtype
         self.kv_cache = LRUCache(kv_cache_size)
         self._vision = LazyVision(model.vision_model, vision_backend or ("compile" if compile else None),
-                                  self.device, default_cache)
+                                  default_cache)
         self._text = FastText(model.text_encoder)
         self.info = dataclasses.replace(info, backend=self._vision.name)
 

@@ -12,7 +12,8 @@ backend                    what runs
 =========================  =========================================================================
 
 ``auto`` (the default; ``COVR_VISION_BACKEND`` or ``vision_backend=`` forces one): on CPU ``openvino`` when
-the package is installed, else ``sdpa``; on other devices ``sdpa``. docs/PERFORMANCE.md has the measurements
+the package is installed and the ViT is real-size (width >= 384, where the one-time export pays back), else
+``sdpa``; on other devices ``sdpa``. docs/PERFORMANCE.md has the measurements
 behind this choice. Every backend computes in the encoder's dtype: ``float32`` stays float32 (OpenVINO is told
 so explicitly: its CPU default is bfloat16 on CPUs with bf16 units), ``bfloat16`` computes in bfloat16.
 A backend that cannot be built (package missing, export failure) falls back to ``sdpa`` with a warning.
@@ -25,6 +26,7 @@ import json
 import logging
 import os
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +42,7 @@ logger = logging.getLogger(__name__)
 ENV_VAR = "COVR_VISION_BACKEND"
 BACKENDS = ("auto", "transformers", "sdpa", "compile", "compile-max-autotune", "openvino", "onnxruntime")
 EXPORT_FORMAT = "covr-vit-export-1"  #: bump when the exported graph changes
+AUTO_EXPORT_MIN_WIDTH = 384  #: ``auto`` exports only ViTs at least this wide (tiny test models stay eager)
 
 
 class BackendUnavailable(RuntimeError):
@@ -63,12 +66,14 @@ def requested_backend(name: str | None = None) -> str:
     return value
 
 
-def resolve_backend(name: str | None, device: torch.device | str) -> str:
-    """The concrete backend ``auto`` (or a forced name) means for ``device``."""
+def resolve_backend(name: str | None, vision_model: torch.nn.Module) -> str:
+    """The concrete backend that ``name`` (``auto`` or a forced name) means for ``vision_model``."""
     value = requested_backend(name)
     if value != "auto":
         return value
-    if torch.device(device).type == "cpu" and _has_module("openvino"):
+    on_cpu = next(vision_model.parameters()).device.type == "cpu"
+    big = int(vision_model.config.hidden_size) >= AUTO_EXPORT_MIN_WIDTH
+    if on_cpu and big and _has_module("openvino"):
         return "openvino"
     return "sdpa"
 
@@ -154,7 +159,8 @@ def _openvino(vm, cache: ArtifactCache | None) -> VisionRunner:
 
     def export(folder: Path) -> list[str]:
         module = _float32_module(vm)
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracing touches deprecated transformers properties
             graph = ov.convert_model(module, example_input=torch.zeros(1, 3, size, size))
         graph.reshape({graph.inputs[0]: ov.PartialShape([-1, 3, size, size])})
         ov.save_model(graph, folder / "vision.xml", compress_to_fp16=False)
@@ -191,7 +197,8 @@ def _onnxruntime(vm, cache: ArtifactCache | None) -> VisionRunner:
 
     def export(folder: Path) -> list[str]:
         module = _float32_module(vm)
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated; the graph is the same
             torch.onnx.export(module, (torch.zeros(1, 3, size, size),), str(folder / "vision.onnx"),
                               input_names=["pixel_values"], output_names=["states"],
                               dynamic_axes={"pixel_values": {0: "batch"}, "states": {0: "batch"}},
@@ -224,9 +231,9 @@ class LazyVision:
     """The encoder's ViT runner: resolves the backend now, builds it on first use (thread-safe), and
     falls back to ``sdpa`` when the chosen backend cannot be built."""
 
-    def __init__(self, vision_model: torch.nn.Module, requested: str | None, device, cache_factory) -> None:
+    def __init__(self, vision_model: torch.nn.Module, requested: str | None, cache_factory) -> None:
         self.vm = vision_model
-        self.name = resolve_backend(requested, device)
+        self.name = resolve_backend(requested, vision_model)
         self.forced = requested_backend(requested) != "auto"
         self.detail = ""
         self._cache_factory = cache_factory
