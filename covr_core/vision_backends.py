@@ -228,24 +228,34 @@ def _has_module(name: str) -> bool:
 
 
 class LazyVision:
-    """The encoder's ViT runner: resolves the backend now, builds it on first use (thread-safe), and
-    falls back to ``sdpa`` when the chosen backend cannot be built."""
+    """The encoder's ViT runner: resolves the backend now, builds it on first use (thread-safe), builds again
+    when the weights move to another device or dtype (e.g. a GPU worker), and falls back to ``sdpa`` when the
+    chosen backend cannot be built."""
 
     def __init__(self, vision_model: torch.nn.Module, requested: str | None, cache_factory) -> None:
         self.vm = vision_model
+        self.requested = requested
         self.name = resolve_backend(requested, vision_model)
         self.forced = requested_backend(requested) != "auto"
         self.detail = ""
         self._cache_factory = cache_factory
         self._runner: VisionRunner | None = None
+        self._built_for: tuple | None = None
         self._lock = threading.Lock()
 
+    def _placement(self) -> tuple:
+        param = next(self.vm.parameters())
+        return param.device, param.dtype
+
     def runner(self) -> VisionRunner:
-        """The built runner (building it on the first call)."""
-        if self._runner is None:
+        """The built runner (building it on the first call, or when the weights moved)."""
+        placement = self._placement()
+        if self._runner is None or self._built_for != placement:
             with self._lock:
-                if self._runner is None:
-                    self._runner = self._build()
+                if self._runner is None or self._built_for != placement:
+                    if self._built_for is not None:
+                        self.name = resolve_backend(self.requested, self.vm)
+                    self._runner, self._built_for = self._build(), placement
                     self.name, self.detail = self._runner.name, self._runner.detail
         return self._runner
 

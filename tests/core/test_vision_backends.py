@@ -178,3 +178,14 @@ def test_fast_text_follows_the_model_to_another_dtype(folder, images):
         ids, mask = enc.tokenize(TEXTS)
         again = enc._text_features(ids, mask).numpy()
     np.testing.assert_allclose(again, before, atol=1e-5)
+
+
+def test_backend_rebuilt_when_the_weights_move(folder, images):
+    path, _ = folder
+    enc = load_blip_encoder(str(path), vision_backend="transformers")
+    first = enc.encode_images(images[:1])
+    runner = enc._vision.runner()
+    enc.model.to(torch.float64)  # stands in for a move to a GPU worker: the runner must follow
+    enc.dtype = torch.float64
+    assert enc._vision.runner() is not runner
+    np.testing.assert_allclose(enc.encode_images(images[:1]), first, atol=1e-5)
