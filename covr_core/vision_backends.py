@@ -21,6 +21,7 @@ A backend that cannot be built (package missing, export failure) falls back to `
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -159,7 +160,7 @@ def _openvino(vm, cache: ArtifactCache | None) -> VisionRunner:
 
     def export(folder: Path) -> list[str]:
         module = _float32_module(vm)
-        with torch.no_grad(), warnings.catch_warnings():
+        with torch.no_grad(), warnings.catch_warnings(), _openvino_telemetry_off():
             warnings.simplefilter("ignore")  # tracing touches deprecated transformers properties
             graph = ov.convert_model(module, example_input=torch.zeros(1, 3, size, size))
         graph.reshape({graph.inputs[0]: ov.PartialShape([-1, 3, size, size])})
@@ -189,8 +190,25 @@ def _openvino(vm, cache: ArtifactCache | None) -> VisionRunner:
     return VisionRunner("openvino", run, f"OpenVINO {ov.__version__.split('-')[0]} {precision}")
 
 
+@contextlib.contextmanager
+def _openvino_telemetry_off():
+    """``convert_model`` reports usage to Intel unless the user opted out or ``CI`` is set (openvino-telemetry);
+    a public Space must not send visitors' usage anywhere, so the export runs with ``CI=true``."""
+    previous = os.environ.get("CI")
+    os.environ["CI"] = "true"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("CI", None)
+        else:
+            os.environ["CI"] = previous
+
+
 def _onnxruntime(vm, cache: ArtifactCache | None) -> VisionRunner:
     _check_cpu_export(vm, "onnxruntime", (torch.float32,))
+    if not _has_module("onnx"):
+        raise BackendUnavailable("the ONNX export needs the onnx package (pip install onnx)")
     import onnxruntime as ort
 
     size = _image_size(vm)

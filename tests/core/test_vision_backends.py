@@ -44,7 +44,7 @@ def _cache_dir(tmp_path_factory, monkeypatch):
 
 
 def _available(backend: str) -> None:
-    for module in {"openvino": "openvino", "onnxruntime": "onnxruntime"}.get(backend, "").split():
+    for module in {"openvino": "openvino", "onnxruntime": "onnxruntime onnx"}.get(backend, "").split():
         pytest.importorskip(module)
 
 
