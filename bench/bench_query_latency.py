@@ -6,12 +6,14 @@ Every variant (a vision backend and a dtype: ``openvino:float32``, ``sdpa:bfloat
 with cross-attention to the 577 image states) run interleaved, round after round, so a noisy shared host
 slows them alike. Cases:
 
-- ``full_query``: a new image + text -> f_img, f_txt, f_mm (``encode_query`` with empty caches)
-- ``text_edit``: a new text on a cached reference image (``encode_query`` on a cached image)
+- ``full_query``: a new image + text -> f_img, f_txt, f_mm (``encode_query`` on an image never seen)
+- ``text_edit``: a new text on the cached reference image (``encode_query``; ViT states and cross-attention
+  keys/values cached; bare transformers keeps only the ViT states)
 - ``image_embedding``: one image -> f_img (``encode_images``; a gallery target)
 
 One JSON line per (variant, case) on stdout: median and min seconds, ``ratio`` = median over rounds of
-(variant time / bare time in the same round), the build and first-call seconds (exports, compiles), the load
+(variant time / bare time in the same round), ``cpu_ratio`` = the same with the process's CPU time (steadier on
+a crowded host, meaningful with ``--threads 1``), the build and first-call seconds (exports, compiles), the load
 average, torch threads. ``--threads 1`` etc. times thread settings.
 
     python bench/bench_query_latency.py                                     # default variants
@@ -126,8 +128,13 @@ class EncoderQuery:
         self.enc = enc
 
     def full_query(self, image, text: str):
-        self.enc.clear_caches()
-        return self.enc.encode_query(image, text)
+        from covr_core.cache import content_hash
+
+        out = self.enc.encode_query(image, text)  # a new image: misses both caches
+        key = content_hash(image)  # forget it, so the text-edit reference stays cached
+        self.enc.reference_cache.pop(key)
+        self.enc.kv_cache.pop(key)
+        return out
 
     def text_edit(self, image, text: str):
         return self.enc.encode_query(image, text)
@@ -172,18 +179,18 @@ def run(size: str, names: list[str], cases: tuple[str, ...], rounds: int) -> lis
             first_call[name] = time.perf_counter() - start
             v.text_edit(images[0], texts[1])
         times = {(n, c): [] for n in variants for c in cases}
+        cpu = {(n, c): [] for n in variants for c in cases}
         for r in range(rounds):
             for case in cases:
                 for name, v in variants.items():
-                    img = images[r + 1]
-                    if case == "text_edit":
-                        v.full_query(img, texts[0])  # make img the cached reference (untimed)
-                    start = time.perf_counter()
+                    img = images[0] if case == "text_edit" else images[r + 1]  # cached vs new image
+                    start, cpu_start = time.perf_counter(), time.process_time()
                     if case == "image_embedding":
                         v.image_embedding(img)
                     else:
                         getattr(v, case)(img, texts[r + 2])
                     times[(name, case)].append(time.perf_counter() - start)
+                    cpu[(name, case)].append(time.process_time() - cpu_start)
     load_end = os.getloadavg()[0]
     records = []
     for (name, case), values in times.items():
@@ -195,6 +202,8 @@ def run(size: str, names: list[str], cases: tuple[str, ...], rounds: int) -> lis
             "median_s": round(statistics.median(values), 4), "min_s": round(min(values), 4),
             "ratio": round(statistics.median([a / b for a, b in zip(values, bare)]), 3),
             "ratio_of_medians": round(statistics.median(values) / statistics.median(bare), 3),
+            "cpu_median_s": round(statistics.median(cpu[(name, case)]), 4),
+            "cpu_ratio": round(statistics.median([a / b for a, b in zip(cpu[(name, case)], cpu[("bare", case)])]), 3),
             "rounds": rounds, "build_s": round(build[name], 1), "first_call_s": round(first_call[name], 1),
             "detail": enc._vision.detail if enc else "", "threads": torch.get_num_threads(),
             "load_avg": [round(load_start, 1), round(load_end, 1)], "cpus": os.cpu_count(),
