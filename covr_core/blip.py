@@ -159,11 +159,6 @@ class BlipCoVREncoder(Encoder):
         ids[:, 0] = self.enc_id
         return ids
 
-    def _multimodal_features(self, ids: torch.Tensor, mask: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
-        """f_mm of N texts grounded on image ``states`` ([N or 1, tokens, width])."""
-        kv = cross_kv(self.model.text_encoder, states)
-        return self._project_text(self._text(self._with_enc(ids), mask, ids.shape[0], kv))
-
     # ------------------------------------------------------------------ cross-attention K/V cache
     def cross_kv(self, state: ReferenceState) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per text layer, the cross-attention keys/values of the reference tokens ([1, heads, T, d])."""
