@@ -39,6 +39,7 @@ APP_FOLDERS = ("galleries", "curated", "cache", "queries", "evaluations")
 GALLERY_SUBFOLDERS = ("thumbs", "frames")
 FILE_ROUTES = ("/gradio_api/file=", "/file=")
 UPLOAD_ROUTE = "/gradio_api/upload"
+MAX_REMEMBERED_WARNINGS = 1000  #: refusals logged once each; past this many distinct ones, every time
 
 
 def within(path: Path, root: Path) -> bool:
@@ -67,8 +68,19 @@ class ServedFiles:
         self._lock = threading.Lock()
         self._registered: dict[Path, Path] = {}  #: unresolved folder -> its resolved path when checked
         self._listeners: list[Callable[[list[Path]], None]] = []
+        self._warned: set[str] = set()  #: refusals already logged
 
     # ------------------------------------------------------------------ rules
+    def _warn(self, message: str, *args: Any) -> None:
+        """Log a refusal once per distinct message (galleries are re-scanned on every page load)."""
+        key = message % args
+        with self._lock:
+            if key in self._warned:
+                return
+            if len(self._warned) < MAX_REMEMBERED_WARNINGS:
+                self._warned.add(key)
+        log.warning("%s", key)
+
     def configured_roots(self) -> tuple[Path, ...]:
         """Folders the operator configured; nothing outside them is ever served."""
         return (self.data_dir, *self.media_roots, *self.extra_galleries, *self.bundled)
@@ -82,7 +94,7 @@ class ServedFiles:
         homes = (self.data_dir / "galleries", *self.media_roots)
         if real in self.extra_galleries or any(home in real.parents for home in homes):
             return ""
-        log.warning("gallery folder %s resolves to %s, outside the configured folders", folder, real)
+        self._warn("gallery folder %s resolves to %s, outside the configured folders", folder, real)
         return "its folder is a link to a place outside the folders this server is configured to read"
 
     def media_root_problem(self, gallery_folder: Path, media_root: Path) -> str:
@@ -112,7 +124,7 @@ class ServedFiles:
             p = folder / sub
             if p.is_symlink() or p.exists():
                 if real not in p.resolve().parents:
-                    log.warning("gallery %s: %s/ resolves to %s, outside the gallery", folder, sub, p.resolve())
+                    self._warn("gallery %s: %s/ resolves to %s, outside the gallery", folder, sub, p.resolve())
                     return GalleryFolders(problem=f"its {sub}/ folder is a link leading out of the gallery folder")
                 out.append(p)
         raw = manifest.get("media_root")
@@ -124,7 +136,7 @@ class ServedFiles:
             else:
                 problem = self.media_root_problem(folder, resolved)
                 if problem:
-                    log.warning("gallery %s: media root %s (%s) refused: %s", folder, raw, resolved, problem)
+                    self._warn("gallery %s: media root %s (%s) refused: %s", folder, raw, resolved, problem)
                     return GalleryFolders(problem=problem)
                 out.append(mr)
         return GalleryFolders(tuple(out))

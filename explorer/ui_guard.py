@@ -35,10 +35,13 @@ from explorer.visitors import client_address, on_space
 log = logging.getLogger(__name__)
 
 ENCODER_POOL = "encoder"
-#: Endpoints that run the encoder, decode uploaded media or render report figures: they share one pool.
+#: Endpoints that run the encoder, decode media (uploads, gallery videos for stills, WebVid frames) or render
+#: report figures: they share one pool. ``select_query`` / ``highest_*`` open an evaluation's query (a video
+#: still of its reference, an outlined target), like ``open_deep_link``.
 HEAVY_ENDPOINTS = frozenset({
     "search", "compare", "open_query", "open_deep_link", "encode_reference", "video_still", "sample_frames",
     "pin", "export", "export_all", "preview_pinned", "use_as_reference", "use_point", "filter_view",
+    "select_query", "highest_w_mm", "highest_w_img", "highest_w_txt",
 })  # fmt: skip
 NOT_UPLOADED = "This file was not uploaded through this page; please upload it again."
 

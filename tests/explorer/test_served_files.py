@@ -167,3 +167,95 @@ def test_scan_skips_malformed_manifests_with_a_reason(data: Path, content: bytes
     entries = scan_galleries(data)  # never raises (AttributeError / UnicodeDecodeError before)
     assert entries["bad"].problem.startswith("its manifest.json is malformed")
     assert str(data) not in entries["bad"].problem
+
+
+def _late_gallery(tiny_encoder, data: Path, name: str, media: Path) -> Path:
+    """A gallery written into ``data/galleries`` while the app runs (as a download would), media in ``media``."""
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    from covr_core.gallery import Gallery
+
+    media.mkdir(parents=True, exist_ok=True)
+    images, rows = [], []
+    for i in range(3):
+        img = Image.new("RGB", (40, 32), (60 * i, 90, 200 - 50 * i))
+        img.save(media / f"{name}{i}.png")
+        images.append(img)
+        rows.append({"id": f"{name}{i}", "kind": "image", "media": f"{name}{i}.png", "caption": f"late {i}",
+                     "split": "demo", "duration": np.nan, "thumbnail": ""})  # fmt: skip
+    gal = Gallery.build(tiny_encoder.encode_images(images), pd.DataFrame(rows), tiny_encoder.info, name,
+                        media_root=str(media))  # fmt: skip
+    gal.save(data / "galleries" / name)
+    return data / "galleries" / name
+
+
+def _late_evaluation(data: Path, name: str, gallery_folder: Path, ids: list[str]) -> None:
+    """An evaluation written into ``data/evaluations`` while the app runs, naming ``gallery_folder``."""
+    import numpy as np
+    import pandas as pd
+
+    out = data / "evaluations" / name
+    out.mkdir(parents=True)
+    pd.DataFrame([{"query_id": "0", "combiner": "AVG", "reference": ids[0], "target": ids[1], "rank": 1,
+                   "top_ids": ids, "top_scores": np.linspace(0.9, 0.5, len(ids)).astype(np.float32),
+                   "w_mm": 1.0, "w_img": 0.0, "w_txt": 0.0}]).to_parquet(out / "per_query.parquet")  # fmt: skip
+    info = {"combiners": ["AVG"], "gallery": str(gallery_folder)}
+    (out / "metrics.json").write_text(json.dumps({"info": info, "results": {}}))
+
+
+def test_galleries_and_evaluations_added_after_start_go_through_the_policy(tiny_encoder, data: Path, tmp_path: Path,
+                                                                          caplog: pytest.LogCaptureFixture):
+    """What happens to a gallery or an evaluation that appears while the app runs: the next scan (every page
+    load, the Explore tab's refresh, any gallery lookup) checks the gallery like one present at start-up and
+    registers only its allowed folders; an evaluation's media come only from a usable gallery's served folders,
+    whatever its metrics.json names."""
+    from covr_core.gallery_files import GalleryError
+    from covr_core.settings import Settings
+    from explorer.browse import open_query
+    from explorer.services import Services
+
+    services = Services(tiny_encoder, Settings(data_dir=data), "late")
+    assert services.gallery_names() == [] and services.benchmark_names() == []
+    served_before = set(services.served.folders())
+
+    late = _late_gallery(tiny_encoder, data, "late", data / "late-media")  # media inside the data folder
+    outside = _late_gallery(tiny_encoder, data, "elsewhere", tmp_path / "outside")  # media not configured
+    assert services.gallery_names() == ["late"]
+    assert "outside the folders this server may serve" in services.gallery_problems()["elsewhere"]
+    assert services.served.allows(data / "late-media" / "late0.png")
+    assert not services.served.allows(tmp_path / "outside" / "elsewhere0.png")
+    assert set(services.served.folders()) - served_before == {(data / "late-media").resolve()}
+    with pytest.raises(Exception, match="unavailable"):
+        services.get_gallery("elsewhere")
+    refusals = [r for r in caplog.records if "elsewhere" in r.getMessage() and "refused" in r.getMessage()]
+    assert len(refusals) == 1, "logged once for the operator, not on every re-scan (page load)"
+
+    _late_evaluation(data, "eval-late", late, ["late0", "late1", "late2"])
+    _late_evaluation(data, "eval-elsewhere", outside, ["elsewhere0", "elsewhere1"])  # names the refused gallery
+    assert services.benchmark_names() == ["eval-elsewhere", "eval-late"]
+    view = open_query(services, "eval-late", "0")
+    assert view.gallery == "late" and view.reference_path and len(view.results) == 3
+    for path in [view.reference_path, view.target_path, *(p for p, _ in view.results)]:
+        assert services.served.allows(path) or Path(path).resolve().is_relative_to(services.cache_dir), path
+    with pytest.raises(GalleryError, match="Gallery 'elsewhere' is unavailable: its manifest puts") as err:
+        open_query(services, "eval-elsewhere", "0")  # its gallery is refused: a clear refusal, nothing opened
+    assert str(tmp_path) not in str(err.value)
+    assert not any(services.served.allows(p) for p in (tmp_path / "outside").iterdir())
+
+
+def test_filter_report_videos_stay_inside_the_webvid_folder(tmp_path: Path) -> None:
+    """A filter run in the data folder names videos by ``pth``; one leading out of the configured WebVid folder
+    (``..``, an absolute path, a symlink out) is never decoded into the page."""
+    from explorer.filter_view import _video
+
+    root, outside = tmp_path / "webvid", tmp_path / "secret"
+    (root / "0001").mkdir(parents=True)
+    outside.mkdir()
+    (root / "0001" / "a.mp4").write_bytes(b"x")
+    (outside / "b.mp4").write_bytes(b"x")
+    (root / "link.mp4").symlink_to(outside / "b.mp4")
+    assert _video([root], "0001/a") == (root / "0001" / "a.mp4").resolve()
+    for pth in ("../secret/b", str(outside / "b"), "link", "0001/missing"):
+        assert _video([root], pth) is None, pth
