@@ -93,6 +93,7 @@ def run(*, dataset: str, out: str | Path, root: str | None = None, split: str = 
         video_root: str | None = None, subset_first: int | None = None, subset_random: int | None = None,
         seed: int = 0, subset_ids: str | None = None, assets: str | Path = ASSETS_DIR, name: str | None = None,
         encoder: Any = "auto", checkpoint: str | None = None, blip_source: str | None = None,
+        weights: str | None = None,
         device: str = "auto", dtype: str = "bfloat16", batch_size: int = 64, num_workers: int = 0,
         num_shards: int = 1, shard_id: int = 0, flush_every: int = 256, retry_failed: bool = False,
         no_finalize: bool = False, index_type: str = "flat", thumbs: bool = True,
@@ -118,7 +119,7 @@ def run(*, dataset: str, out: str | Path, root: str | None = None, split: str = 
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {DATASETS}")
     device = C.resolve_device(device)
     enc = encoder if not isinstance(encoder, str) else C.create_job_encoder(
-        encoder, checkpoint, blip_source, device, dtype)
+        encoder, checkpoint, blip_source, device, dtype, weights=weights)
     info = enc.info
     name = name or f"{dataset}-{split}-{info.name}" if dataset != "demo" else (name or f"demo-{info.name}")
     out = Path(out)

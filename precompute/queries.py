@@ -67,7 +67,8 @@ def webvid_query_plan(csv: str | Path, video_root: str | Path, subset_first: int
 def run(*, dataset: str, out: str | Path, root: str | None = None, split: str = "val", csv: str | None = None,
         video_root: str | None = None, subset_first: int | None = None, subset_random: int | None = None,
         seed: int = 0, subset_ids: str | None = None, name: str | None = None, encoder: Any = "auto",
-        checkpoint: str | None = None, blip_source: str | None = None, device: str = "auto",
+        checkpoint: str | None = None, blip_source: str | None = None,
+        weights: str | None = None, device: str = "auto",
         dtype: str = "bfloat16", batch_size: int = 64, num_workers: int = 0, num_shards: int = 1,
         shard_id: int = 0, flush_every: int = 256, retry_failed: bool = False, no_finalize: bool = False,
         argv: Sequence[str] | None = None, **_: Any) -> C.JobSummary:
@@ -91,7 +92,7 @@ def run(*, dataset: str, out: str | Path, root: str | None = None, split: str = 
         raise ValueError(f"unknown dataset {dataset!r}; choose cirr or webvid")
     device = C.resolve_device(device)
     enc = encoder if not isinstance(encoder, str) else C.create_job_encoder(
-        encoder, checkpoint, blip_source, device, dtype)
+        encoder, checkpoint, blip_source, device, dtype, weights=weights)
     info = enc.info
     name = name or f"{dataset}-{split}-queries-{info.name}"
     out = Path(out)
