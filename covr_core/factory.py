@@ -139,8 +139,7 @@ def resolve_encoder_choice(name: str | None = "auto", weights: str | None = None
         if checkpoint or (requested_weights(weights) not in (None, model.default_weights)):
             raise ValueError(f"a CoVR checkpoint or weight tag needs a BLIP encoder, but {model.name!r} was chosen "
                              f"(its weights: {', '.join(model.weights)})")
-        return EncoderChoice(model.name, f"{model.name} encoder requested ({model.description})",
-                             weights=model.default_weights)
+        return EncoderChoice(model.name, f"the {model.name} encoder was requested", weights=model.default_weights)
     plan = _plan(model, weights, checkpoint, source)
     ok, why = weights_availability(plan, probe=probe)
     if not ok:

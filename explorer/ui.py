@@ -12,12 +12,13 @@ import gradio as gr
 from covr_core.gallery import GalleryError
 from covr_core.media import MediaError
 from explorer.services import Services
+from explorer.startup import NotReadyError
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 #: Expected failures: their message is shown to the user as is.
-USER_ERRORS = (MediaError, GalleryError, ValueError, KeyError, FileNotFoundError)
+USER_ERRORS = (MediaError, GalleryError, ValueError, KeyError, FileNotFoundError, NotReadyError)
 
 
 def plotly_js_path() -> Path:
@@ -54,6 +55,7 @@ def build_demo(services: Services) -> gr.Blocks:
     from explorer.ui_curate import build_curate_tab
     from explorer.ui_explore import build_explore_tab
     from explorer.ui_search import build_search_tab
+    from explorer.ui_startup import build_startup_panel, wire_startup_panel
 
     # served in place (not copied to Gradio's cache on every result): plotly.js and the gallery media
     gr.set_static_paths([str(plotly_js_path()), *(str(p) for p in services.media_roots())])
@@ -62,6 +64,7 @@ def build_demo(services: Services) -> gr.Blocks:
     with gr.Blocks(title="CoVR Explorer", delete_cache=delete_cache_setting()) as demo:
         session = gr.State(None)
         header = gr.Markdown(services.header_markdown(), elem_id="covr-header")
+        startup = build_startup_panel(services)
         with gr.Tabs() as tabs:
             with gr.Tab("Search", id="search"):
                 search = build_search_tab(services, session, header)
@@ -70,6 +73,8 @@ def build_demo(services: Services) -> gr.Blocks:
             with gr.Tab("Curate", id="curate"):
                 curate = build_curate_tab(services, session, search)
         explore.wire_deep_link(demo)
+        wire_startup_panel(demo, startup, services, header, search.gallery, search.combiner,
+                           [(explore.benchmark, services.benchmark_names), (explore.map_gallery, services.gallery_names)])
         demo.load(
             curate.refresh_fn,
             None,

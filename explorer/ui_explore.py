@@ -30,6 +30,8 @@ class ExploreTab:
     """Hooks the page needs after all tabs exist."""
 
     wire_deep_link: Any
+    benchmark: Any = None  #: the benchmark dropdown (refreshed when start-up adds evaluations)
+    map_gallery: Any = None  #: the Map tab's gallery dropdown (refreshed when start-up adds galleries)
 
 
 def _default_combiner(combiners: list[str]) -> str | None:
@@ -330,7 +332,7 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
             show_progress="hidden",
         )
 
-    return ExploreTab(wire_deep_link=wire_deep_link)
+    return ExploreTab(wire_deep_link=wire_deep_link, benchmark=bench, map_gallery=map_gallery)
 
 
 def _run_benchmark_query(

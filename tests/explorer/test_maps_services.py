@@ -11,7 +11,6 @@ from explorer.curation import export_pinned, pinned_table, render_record
 from explorer.maps import load_map_points, map_json, overlays_for, place_by_neighbours
 from explorer.search import search_with_session
 from explorer.services import Session, scan_galleries
-from explorer.spaces import gpu, spaces_available
 
 
 def test_map_points_and_overlays(tiny_gallery):
@@ -35,14 +34,6 @@ def test_map_without_umap_file(tiny_gallery):
     (gal.folder / "umap.parquet").unlink()
     assert load_map_points(gal, str) is None
     assert "precompute.umap" in map_json(None)["layout"]["title"]["text"]
-
-
-def test_spaces_decorator_is_a_no_op_here():
-    def f(x):
-        return x + 1
-
-    assert not spaces_available()
-    assert gpu(f) is f and gpu(duration=5)(f) is f
 
 
 @pytest.mark.slow
