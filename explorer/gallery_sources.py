@@ -49,15 +49,22 @@ class SourceReport:
         return f"{self.source}: {len(self.galleries)} galleries ({names}){skipped}"
 
 
-def verify_gallery(folder: Path, encoder_info: Any) -> None:
+def verify_gallery(folder: Path, encoder_info: Any, root: Path | None = None) -> None:
     """The one integrity check for galleries from outside (raises ``GalleryError`` with the reason).
 
     Everything ``Gallery.load`` checks (files, shapes, ids, index, and the encoder: name, version, dim,
     checkpoint) plus the embeddings' sha256 against the manifest (``verify=True``); stronger checks
-    added to ``Gallery.load`` apply here automatically."""
-    from covr_core.gallery import Gallery
+    added to ``Gallery.load`` apply here automatically. The manifest's ``media_root`` must stay inside
+    ``root`` (default: the gallery folder): the server serves that folder, so a manifest naming ``/`` or
+    ``../..`` is refused."""
+    from covr_core.gallery import Gallery, GalleryError
 
-    Gallery.load(folder, expected=encoder_info, verify=True)
+    gallery = Gallery.load(folder, expected=encoder_info, verify=True)
+    media_root = str(gallery.manifest.get("media_root") or ".")
+    base = Path(root or folder).resolve()
+    target = (folder / media_root).resolve()
+    if Path(media_root).is_absolute() or not target.is_relative_to(base):
+        raise GalleryError(f"its media_root {media_root!r} points outside the gallery; refused")
 
 
 def find_gallery_folders(root: Path) -> list[Path]:
@@ -125,7 +132,7 @@ def fetch_repo_galleries(value: str, data_dir: Path, encoder_info: Any,
             report(f"checking gallery {folder.name} of {repo}", i / max(1, len(folders)))
         dest = data_dir / "galleries" / folder.name
         try:
-            verify_gallery(folder, encoder_info)
+            verify_gallery(folder, encoder_info)  # only the folder is linked: its media must be inside
             _link_tree(folder, dest)
             out.galleries.append(dest)
         except (GalleryError, OSError, ValueError) as exc:
@@ -152,7 +159,7 @@ def mounted_galleries(value: str, encoder_info: Any) -> SourceReport:
             continue
         for folder in find_gallery_folders(root):
             try:
-                verify_gallery(folder, encoder_info)
+                verify_gallery(folder, encoder_info, root=root)
                 out.galleries.append(folder.resolve())
             except (GalleryError, OSError, ValueError) as exc:
                 out.skipped.append(f"{folder.name}: {exc}")

@@ -75,12 +75,6 @@ def scan_galleries(data_dir: Path, extra: list[Path] | None = None) -> dict[str,
     return found
 
 
-def _pending_name(choice: Any) -> str:
-    """The ``EncoderInfo.name`` the chosen encoder will have (its config name; a replaced BLIP base is named
-    after the config its structure matches, decided when it loads)."""
-    return choice.name
-
-
 def startup_steps(options: AppOptions) -> list[tuple[str, str]]:
     """The start-up steps shown in the page for ``options`` (gallery sources only when configured)."""
     steps = [("encoder", "Load the model weights")]
@@ -146,7 +140,7 @@ class Services:
             settings = Settings(limits=settings.limits, data_dir=Path(options.data_dir))
         choice = resolve_encoder_choice(options.encoder, options.weights, options.checkpoint, options.blip_source)
         log.info("encoder %s, weights %s (%s)", choice.name, choice.weights, choice.reason)
-        extra, default = [], f"demo-{_pending_name(choice)}"
+        extra, default = [], f"demo-{choice.name}"  # renamed after loading if a replaced base is named otherwise
         if options.gallery:
             gpath = Path(options.gallery)
             if (gpath / "manifest.json").exists():

@@ -2,7 +2,8 @@
 
 The page is served before the model is loaded; this panel shows each start-up step with its progress,
 and when the state changes it refreshes the header and the choices that depend on what was loaded
-(galleries, combiners, benchmarks). ``/startup_status`` answers the same as JSON (tests, health checks).
+(galleries, combiners, benchmarks). ``/startup_status`` answers the same as JSON, with the header as the
+page shows it (tests, health checks).
 """
 
 from __future__ import annotations
@@ -72,8 +73,8 @@ def wire_startup_panel(demo: gr.Blocks, panel: StartupPanel, services: Services,
     demo.load(refresh, inputs, outputs, show_progress="hidden", api_name="startup_refresh_on_load",
               api_visibility="private", queue=False)
     status = gr.JSON(visible=False)
-    demo.load(lambda: services.startup.snapshot(), None, status, api_name="startup_status", queue=False,
-              show_progress="hidden")
+    demo.load(lambda: {**services.startup.snapshot(), "header": services.header_markdown()}, None, status,
+              api_name="startup_status", show_progress="hidden")
 
 
 def sync_media_paths(demo: gr.Blocks, services: Services) -> None:

@@ -42,6 +42,7 @@ def populate_repo(hf_home: str | Path, repo_id: str, files: dict[str, str | Path
     (root / "refs").mkdir(parents=True, exist_ok=True)
     (root / "refs" / "main").write_text(commit)
     snap = root / "snapshots" / commit
+    snap.mkdir(parents=True, exist_ok=True)
     for name, content in files.items():
         dest = snap / name
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -113,3 +114,47 @@ def write_tiny_model_config(path: str | Path, **changes) -> Path:
     path = Path(path)
     path.write_text(json.dumps(tiny_model_config(**changes), indent=2))
     return path
+
+
+def blip_large_config(hub_style: bool = True):
+    """BLIP-L's structure (``blip-large.json``); ``hub_style``: with transformers' eps/heads defaults, as the
+    hub's config.json has them (the loader must correct them)."""
+    from transformers import BlipConfig
+
+    spec = json.loads((Path(__file__).resolve().parents[2] / "covr_core" / "model_configs"
+                       / "blip-large.json").read_text())
+    vision, text = dict(spec["vision"]), dict(spec["text"])
+    if hub_style:
+        vision["layer_norm_eps"], text["num_attention_heads"] = 1e-5, 8
+    text.update(bos_token_id=30522, pad_token_id=0, sep_token_id=102)
+    return BlipConfig(text_config=text, vision_config=vision, image_text_hidden_size=spec["embed_dim"])
+
+
+def make_blip_large_random_hub(hf_home: str | Path, work: str | Path, seed: int = 0) -> dict[str, Path]:
+    """A BLIP-L-sized random model as the real files would be: the hub-style base config + tokenizer under
+    ``Salesforce/blip-itm-large-coco`` and a CoVR-format ``webvid-covr.ckpt`` (about 1.8 GB, float32)."""
+    import torch
+
+    from covr_core.convert import build_blip_model
+    from covr_core.text import build_blip_tokenizer
+
+    work = Path(work)
+    base = work / "blip-large-base"
+    base.mkdir(parents=True, exist_ok=True)
+    config = blip_large_config()
+    config.save_pretrained(base)
+    build_blip_tokenizer().save_pretrained(base)
+    model = build_blip_model(blip_large_config(hub_style=False))
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.normal_(0.0, 0.02, generator=gen)
+            if name.endswith("weight") and "norm" in name.lower() and p.ndim == 1:
+                p.add_(1.0)
+    ckpt = save_covr_checkpoint(work / "webvid-covr.ckpt", make_covr_state_dict(model))
+    out = {"base": populate_repo(hf_home, BLIP_REPO, {p.name: p for p in base.iterdir()})}
+    snap = populate_repo(hf_home, COVR_REPO, {})
+    (snap / "webvid-covr.ckpt").unlink(missing_ok=True)
+    ckpt.rename(snap / "webvid-covr.ckpt")  # move, not copy: 1.8 GB
+    out["webvid-covr.ckpt"] = snap / "webvid-covr.ckpt"
+    return out
