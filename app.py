@@ -7,27 +7,31 @@ variable (a Hugging Face Space runs ``python app.py`` with none): see the table 
 
 from __future__ import annotations
 
-# `spaces` (ZeroGPU) has to come before anything initialises CUDA; explorer.spaces imports it when present.
-import explorer.spaces  # noqa: F401, I001  (first on purpose)
-
 import argparse
 import logging
 import os
 import sys
 
-from covr_core.settings import APP_ENV_VARS, app_options_from_env, AppOptions
+from covr_core.settings import APP_ENV_VARS, AppOptions, app_options_from_env
 
 
 def parse_args(argv: list[str] | None = None) -> AppOptions:
     """Flags over the ``COVR_*`` environment (flag > variable > default); host and port follow Gradio's
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT."""
     env = app_options_from_env()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Environment: " + ", ".join(APP_ENV_VARS) + ", COVR_MODEL_CONFIGS, "
-                                "HF_HOME, HF_HUB_OFFLINE, GRADIO_SERVER_NAME, GRADIO_SERVER_PORT.")
+    p = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Environment: " + ", ".join(APP_ENV_VARS) + ", COVR_MODEL_CONFIGS, "
+        "HF_HOME, HF_HUB_OFFLINE, GRADIO_SERVER_NAME, GRADIO_SERVER_PORT.",
+    )
     for var, (attr, flag, default, meaning) in APP_ENV_VARS.items():
-        p.add_argument(flag, dest=attr, default=getattr(env, attr),
-                       help=f"{meaning.replace('`', '')} [${var}; default {default.replace('`', '')}]")
+        p.add_argument(
+            flag,
+            dest=attr,
+            default=getattr(env, attr),
+            help=f"{meaning.replace('`', '')} [${var}; default {default.replace('`', '')}]",
+        )
     a = p.parse_args(argv)
     return AppOptions(**vars(a))
 
@@ -36,18 +40,23 @@ def main(argv: list[str] | None = None) -> None:
     """Decide the encoder (fast), serve the page, then load everything with progress in the page."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options = parse_args(argv)
+    # decide first, without torch or gradio: a request that cannot work stops within seconds
+    from covr_core.factory import resolve_encoder_choice
     from covr_core.pretrained import WeightsIntegrityError, WeightsUnavailableError
-    from explorer.services import Services
 
     try:
-        services = Services.create(options)
+        choice = resolve_encoder_choice(options.encoder, options.weights, options.checkpoint, options.blip_source)
     except (ValueError, WeightsUnavailableError, WeightsIntegrityError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    # `spaces` (ZeroGPU) has to come before anything initialises CUDA: explorer.spaces imports it first
+    import explorer.spaces  # noqa: F401
     from explorer.bootstrap import run_startup
+    from explorer.services import Services
     from explorer.ui import build_demo, launch_kwargs
     from explorer.ui_startup import sync_media_paths
 
+    services = Services.create(options, choice)
     demo = build_demo(services)
     demo.queue(default_concurrency_limit=services.settings.limits.max_concurrent_jobs)
     demo.launch(

@@ -90,10 +90,19 @@ def bench_start(label: str, encoder: str, env_extra: dict, data: Path, temperatu
         app.wait_startup("done", timeout=7200, poll_s=0.5)
         done_s = time.perf_counter() - t0
         steps = {s["name"]: s["seconds"] for s in app.startup_status()["steps"]}
-        emit("start", label, start=temperature, page_s=round(page_s, 2), ready_s=round(ready_s, 2),
-             first_search_s=round(first_search_s, 2), done_s=round(done_s, 2), steps_s=steps,
-             results=len(record["results"]), device=status.get("header", "").split("**device** `")[-1][:6],
-             note="seconds from process start (Popen)")
+        emit(
+            "start",
+            label,
+            start=temperature,
+            page_s=round(page_s, 2),
+            ready_s=round(ready_s, 2),
+            first_search_s=round(first_search_s, 2),
+            done_s=round(done_s, 2),
+            steps_s=steps,
+            results=len(record["results"]),
+            device=status.get("header", "").split("**device** `")[-1][:6],
+            note="seconds from process start (Popen)",
+        )
         return {"url": app.url, "app": app}
     except Exception:
         app.stop()
@@ -148,8 +157,13 @@ def bench_page(url: str, encoder: str, repeats: int = 5) -> None:
             pg.get_by_role("tab", name="Explore").click()  # tabs render lazily
             pg.get_by_role("tab", name="Map").click()
             pg.wait_for_selector("#covr-map .scatterlayer .point", state="attached", timeout=120_000)
-            emit("page_load", encoder, visit=attempt, interactive_s=round(t_ui, 3),
-                 map_drawn_s=round(time.perf_counter() - t0, 3))
+            emit(
+                "page_load",
+                encoder,
+                visit=attempt,
+                interactive_s=round(t_ui, 3),
+                map_drawn_s=round(time.perf_counter() - t0, 3),
+            )
             pg.close()
         pg = b.new_page()
         pg.goto(url)
@@ -170,21 +184,43 @@ def bench_page(url: str, encoder: str, repeats: int = 5) -> None:
                 polling=10,
             )
             times.append(time.perf_counter() - t0)
-        emit("click_to_results", encoder, repeats=repeats, median_s=round(statistics.median(times), 4),
-             max_s=round(max(times), 4), note="Chromium: Search click -> status updated, reference pre-encoded")
+        emit(
+            "click_to_results",
+            encoder,
+            repeats=repeats,
+            median_s=round(statistics.median(times), 4),
+            max_s=round(max(times), 4),
+            note="Chromium: Search click -> status updated, reference pre-encoded",
+        )
         b.close()
 
 
 def bench_no_weights(env_extra: dict) -> None:
     """``--encoder blip`` with no weights reachable: seconds until the process exits with its message."""
     with tempfile.TemporaryDirectory(prefix="covr-bench-nohub-") as tmp:
-        env = {**os.environ, "HF_HOME": str(Path(tmp) / "hf"), "COVR_DATA_DIR": str(Path(tmp) / "data"),
-               "HF_HUB_OFFLINE": "1", **env_extra}
+        env = {
+            **os.environ,
+            "HF_HOME": str(Path(tmp) / "hf"),
+            "COVR_DATA_DIR": str(Path(tmp) / "data"),
+            "HF_HUB_OFFLINE": "1",
+            **env_extra,
+        }
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "app.py", "--encoder", "blip"], cwd=REPO, env=env,
-                              capture_output=True, text=True, timeout=300)
-        emit("blip_without_weights", "blip-large", seconds=round(time.perf_counter() - t0, 2),
-             exit_code=proc.returncode, message=proc.stderr.strip().splitlines()[-1][:160])
+        proc = subprocess.run(
+            [sys.executable, "app.py", "--encoder", "blip"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        emit(
+            "blip_without_weights",
+            "blip-large",
+            seconds=round(time.perf_counter() - t0, 2),
+            exit_code=proc.returncode,
+            message=proc.stderr.strip().splitlines()[-1][:160],
+        )
 
 
 def run_encoder(label: str, encoder: str, env_extra: dict, repeats: int, interactive: bool = True) -> None:
@@ -206,8 +242,11 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--encoder", default="lite", help="encoder of the main run")
     p.add_argument("--tiny-blip", action="store_true", help="also run with a tiny random-weight BLIP")
-    p.add_argument("--blip-large-random", action="store_true",
-                   help="also run a BLIP-L-sized random model through the real weight path (slow on CPU)")
+    p.add_argument(
+        "--blip-large-random",
+        action="store_true",
+        help="also run a BLIP-L-sized random model through the real weight path (slow on CPU)",
+    )
     p.add_argument("--device", default="auto", help="COVR_DEVICE of the servers (auto = cuda when present)")
     p.add_argument("--repeats", type=int, default=10, help="/search calls to time")
     p.add_argument("--url", default=None, help="measure a running server (skips the start-up cases)")
@@ -231,8 +270,15 @@ def main(argv: list[str] | None = None) -> None:
         with tempfile.TemporaryDirectory(prefix="covr-blipl-") as tmp:
             t0 = time.perf_counter()
             make_blip_large_random_hub(Path(tmp) / "hf", Path(tmp) / "work")
-            emit("make_blip_large_random_hub", "blip-large-random", seconds=round(time.perf_counter() - t0, 1))
-            hub = {**env, "HF_HOME": str(Path(tmp) / "hf"), "HF_HUB_OFFLINE": "1", "COVR_WEIGHTS": "webvid-covr"}
+            emit(
+                "make_blip_large_random_hub", "blip-large-random", seconds=round(time.perf_counter() - t0, 1)
+            )
+            hub = {
+                **env,
+                "HF_HOME": str(Path(tmp) / "hf"),
+                "HF_HUB_OFFLINE": "1",
+                "COVR_WEIGHTS": "webvid-covr",
+            }
             run_encoder("blip-large-random", "blip-large", hub, a.repeats, interactive=False)
 
 

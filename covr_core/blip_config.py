@@ -25,8 +25,14 @@ FAMILY_RULES: dict[str, dict[str, Any]] = {
 #: Values that decide weight shapes: a mismatch is refused, never "fixed".
 STRUCTURAL: dict[str, tuple[str, ...]] = {
     "vision": ("hidden_size", "intermediate_size", "num_hidden_layers", "image_size", "patch_size"),
-    "text": ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "encoder_hidden_size",
-             "max_position_embeddings"),
+    "text": (
+        "vocab_size",
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "encoder_hidden_size",
+        "max_position_embeddings",
+    ),
 }
 
 
@@ -85,7 +91,9 @@ def enforce_blip_hparams(config, model: ModelCfg | None = None, where: str = "th
             if _same(have, value):
                 continue
             if key in STRUCTURAL[tower]:
-                problems.append(f"{tower} {key} is {have!r}, {model.name if model else 'BLIP'} needs {value!r}")
+                problems.append(
+                    f"{tower} {key} is {have!r}, {model.name if model else 'BLIP'} needs {value!r}"
+                )
                 continue
             setattr(sub, key, value)
             changes.append(f"{tower} {key} {have!r} -> {value!r}")
@@ -93,11 +101,15 @@ def enforce_blip_hparams(config, model: ModelCfg | None = None, where: str = "th
         if int(sub.hidden_size) % heads:
             problems.append(f"{tower} hidden_size {sub.hidden_size} is not divisible by {heads} heads")
     if model is not None and int(config.image_text_hidden_size) != model.embed_dim:
-        problems.append(f"image_text_hidden_size is {config.image_text_hidden_size}, {model.name} needs {model.embed_dim}")
+        problems.append(
+            f"image_text_hidden_size is {config.image_text_hidden_size}, {model.name} needs {model.embed_dim}"
+        )
     if problems:
         raise BlipConfigError(
-            f"{where} does not describe {model.name if model else 'a BLIP model'}: " + "; ".join(problems)
-            + ". These values decide weight shapes and cannot be corrected; use the base repo the encoder config "
+            f"{where} does not describe {model.name if model else 'a BLIP model'}: "
+            + "; ".join(problems)
+            + ". These values decide weight shapes and cannot be corrected; use the base repo the encoder "
+            "config "
             "names, or register an encoder config for this architecture."
         )
     for change in changes:

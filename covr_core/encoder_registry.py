@@ -103,35 +103,54 @@ def _parse_weights(tag: str, raw: Mapping[str, Any]) -> WeightsCfg:
     if sha and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
         raise ValueError(f"weight tag {tag!r}: sha256 must be 64 hex digits or empty, got {sha!r}")
     return WeightsCfg(
-        tag=tag, kind=kind, hub_repo=str(raw.get("hub_repo", "")), filename=str(raw.get("filename", "")),
-        url=str(raw.get("url", "")), sha256=sha, licence=str(raw.get("licence", "")),
-        description=str(raw.get("description", "")), released=bool(raw.get("released", True)),
+        tag=tag,
+        kind=kind,
+        hub_repo=str(raw.get("hub_repo", "")),
+        filename=str(raw.get("filename", "")),
+        url=str(raw.get("url", "")),
+        sha256=sha,
+        licence=str(raw.get("licence", "")),
+        description=str(raw.get("description", "")),
+        released=bool(raw.get("released", True)),
     )
 
 
 def model_cfg_from_dict(raw: Mapping[str, Any], source_file: str = "") -> ModelCfg:
     """Validate a config dict (the JSON layout) and build a :class:`ModelCfg`."""
     where = source_file or "model config"
-    missing = [k for k in ("name", "family", "image_size", "embed_dim", "default_weights", "weights") if k not in raw]
+    missing = [
+        k for k in ("name", "family", "image_size", "embed_dim", "default_weights", "weights") if k not in raw
+    ]
     if missing:
         raise ValueError(f"{where}: missing keys {missing}")
     if raw["family"] not in FAMILIES:
         raise ValueError(f"{where}: family {raw['family']!r} is not one of {FAMILIES}")
     weights = {tag: _parse_weights(tag, w) for tag, w in dict(raw["weights"]).items()}
     if raw["default_weights"] not in weights:
-        raise ValueError(f"{where}: default_weights {raw['default_weights']!r} is not one of its tags {list(weights)}")
+        raise ValueError(
+            f"{where}: default_weights {raw['default_weights']!r} is not one of its tags {list(weights)}"
+        )
     base = dict(raw.get("base") or {})
     mean, std = tuple(raw.get("mean", (0.5, 0.5, 0.5))), tuple(raw.get("std", (0.5, 0.5, 0.5)))
     if len(mean) != 3 or len(std) != 3:
         raise ValueError(f"{where}: mean and std need 3 values each")
     return ModelCfg(
-        name=str(raw["name"]), family=str(raw["family"]), description=str(raw.get("description", "")),
-        image_size=int(raw["image_size"]), mean=tuple(float(m) for m in mean),  # type: ignore[arg-type]
-        std=tuple(float(s) for s in std), embed_dim=int(raw["embed_dim"]),  # type: ignore[arg-type]
-        default_weights=str(raw["default_weights"]), weights=weights,
-        aliases=tuple(raw.get("aliases", ())), supported=bool(raw.get("supported", True)),
-        base_repo=str(base.get("hub_repo", "")), base_files=tuple(base.get("files", ("config.json",))),
-        vision=dict(raw.get("vision") or {}), text=dict(raw.get("text") or {}), source_file=source_file,
+        name=str(raw["name"]),
+        family=str(raw["family"]),
+        description=str(raw.get("description", "")),
+        image_size=int(raw["image_size"]),
+        mean=tuple(float(m) for m in mean),  # type: ignore[arg-type]
+        std=tuple(float(s) for s in std),
+        embed_dim=int(raw["embed_dim"]),  # type: ignore[arg-type]
+        default_weights=str(raw["default_weights"]),
+        weights=weights,
+        aliases=tuple(raw.get("aliases", ())),
+        supported=bool(raw.get("supported", True)),
+        base_repo=str(base.get("hub_repo", "")),
+        base_files=tuple(base.get("files", ("config.json",))),
+        vision=dict(raw.get("vision") or {}),
+        text=dict(raw.get("text") or {}),
+        source_file=source_file,
     )
 
 

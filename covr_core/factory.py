@@ -17,11 +17,12 @@ Environment (used when the caller passes None / ``auto``): ``COVR_ENCODER``, ``C
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from covr_core.encoder import Encoder
 from covr_core.encoder_registry import ModelCfg, get_model_config, list_models
 from covr_core.pretrained import (
     Progress,
@@ -34,6 +35,9 @@ from covr_core.pretrained import (
     weights_availability,
 )
 
+if TYPE_CHECKING:  # deciding needs no torch: app.py decides (and fails fast) before importing it
+    from covr_core.encoder import Encoder
+
 logger = logging.getLogger(__name__)
 
 ENCODER_ENV = "COVR_ENCODER"
@@ -45,7 +49,8 @@ DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
 
 HOW_TO_GET_BLIP = (
     "To use the real CoVR model (BLIP-L + webvid-covr), start with internet access (the weights download "
-    f"into the Hugging Face cache by themselves), or fetch them once with `hf download {BLIP_HUB_ID} config.json` "
+    "into the Hugging Face cache by themselves), or fetch them once with "
+    f"`hf download {BLIP_HUB_ID} config.json` "
     "and `hf download lucas-ventura/CoVR webvid-covr.ckpt`, then start with --encoder blip "
     f"(COVR_ENCODER=blip); a local base folder goes in {BLIP_SOURCE_ENV}."
 )
@@ -111,8 +116,13 @@ def _plan(model: ModelCfg, weights: str | None, checkpoint: str | None, source: 
     return plan_weights(model, requested_weights(weights), checkpoint, source or blip_source())
 
 
-def resolve_encoder_choice(name: str | None = "auto", weights: str | None = None, checkpoint: str | None = None,
-                           source: str | None = None, probe: bool = True) -> EncoderChoice:
+def resolve_encoder_choice(
+    name: str | None = "auto",
+    weights: str | None = None,
+    checkpoint: str | None = None,
+    source: str | None = None,
+    probe: bool = True,
+) -> EncoderChoice:
     """Decide what to load (never hangs; see the module docstring).
 
     Raises ``ValueError`` for an unknown encoder or weight tag (the message lists the choices), and
@@ -127,19 +137,27 @@ def resolve_encoder_choice(name: str | None = "auto", weights: str | None = None
             return EncoderChoice(model.name, why, weights=plan.label, plan=plan)
         if checkpoint or requested_weights(weights):
             raise WeightsUnavailableError(f"the requested weights cannot be had: {why}. {how_to_get(plan)}")
-        reason = (f"Using the offline lite encoder because the CoVR weights are not available: {why}. "
-                  f"{HOW_TO_GET_BLIP}")
+        reason = (
+            f"Using the offline lite encoder because the CoVR weights are not available: {why}. "
+            f"{HOW_TO_GET_BLIP}"
+        )
         logger.warning(reason)
         return EncoderChoice("lite", reason, fallback=True, weights="bundled")
     model = get_model_config(wanted)
     if not model.supported:
-        raise ValueError(f"encoder {model.name!r} is listed for reference only ({model.description}); "
-                         f"this app runs: {', '.join(list_models())}")
+        raise ValueError(
+            f"encoder {model.name!r} is listed for reference only ({model.description}); "
+            f"this app runs: {', '.join(list_models())}"
+        )
     if model.family != "blip":
         if checkpoint or (requested_weights(weights) not in (None, model.default_weights)):
-            raise ValueError(f"a CoVR checkpoint or weight tag needs a BLIP encoder, but {model.name!r} was chosen "
-                             f"(its weights: {', '.join(model.weights)})")
-        return EncoderChoice(model.name, f"the {model.name} encoder was requested", weights=model.default_weights)
+            raise ValueError(
+                f"a CoVR checkpoint or weight tag needs a BLIP encoder, but {model.name!r} was chosen "
+                f"(its weights: {', '.join(model.weights)})"
+            )
+        return EncoderChoice(
+            model.name, f"the {model.name} encoder was requested", weights=model.default_weights
+        )
     plan = _plan(model, weights, checkpoint, source)
     ok, why = weights_availability(plan, probe=probe)
     if not ok:
@@ -147,8 +165,13 @@ def resolve_encoder_choice(name: str | None = "auto", weights: str | None = None
     return EncoderChoice(model.name, why, weights=plan.label, plan=plan)
 
 
-def load_choice(choice: EncoderChoice, device: str | None = "auto", dtype: str | None = "auto",
-                report: Progress | None = None, **kwargs) -> Encoder:
+def load_choice(
+    choice: EncoderChoice,
+    device: str | None = "auto",
+    dtype: str | None = "auto",
+    report: Progress | None = None,
+    **kwargs,
+) -> Encoder:
     """Load the encoder of a resolved :class:`EncoderChoice` on ``device`` (``auto``: CUDA when present)."""
     device = resolve_device(device)
     dtype = resolve_dtype_name(dtype, device)
@@ -158,7 +181,9 @@ def load_choice(choice: EncoderChoice, device: str | None = "auto", dtype: str |
 
         if report is not None:
             report("loading the lite encoder (EfficientNet-Lite0 + MiniLM)", None)
-        return load_lite_encoder(device=device)
+        enc = load_lite_encoder(device=device)
+        enc.info = dataclasses.replace(enc.info, weights=choice.weights)
+        return enc
     from covr_core.blip_load import load_blip_encoder
 
     assert choice.plan is not None
@@ -167,14 +192,29 @@ def load_choice(choice: EncoderChoice, device: str | None = "auto", dtype: str |
         report(f"loading {choice.name} with {choice.plan.tag or choice.weights} on {device} ({dtype})", None)
     # a replaced base (COVR_BLIP_SOURCE) is matched to an encoder config by its structure instead
     own_base = choice.plan.base in (model.base_repo, *(w.hub_repo for w in model.weights.values()))
-    return load_blip_encoder(files.base_dir, files.checkpoint, device=device, dtype=dtype,
-                             model_cfg=model if own_base else None, weights_label=choice.weights,
-                             checkpoint_sha256=files.sha256, **kwargs)
+    return load_blip_encoder(
+        files.base_dir,
+        files.checkpoint,
+        device=device,
+        dtype=dtype,
+        model_cfg=model if own_base else None,
+        weights_label=choice.weights,
+        checkpoint_sha256=files.sha256,
+        **kwargs,
+    )
 
 
-def create_encoder(name: str | None = "auto", weights: str | None = None, *, checkpoint: str | None = None,
-                   source: str | None = None, device: str | None = "auto", dtype: str | None = "auto",
-                   report: Progress | None = None, **kwargs) -> Encoder:
+def create_encoder(
+    name: str | None = "auto",
+    weights: str | None = None,
+    *,
+    checkpoint: str | None = None,
+    source: str | None = None,
+    device: str | None = "auto",
+    dtype: str | None = "auto",
+    report: Progress | None = None,
+    **kwargs,
+) -> Encoder:
     """Resolve and load an encoder: ``create_encoder("blip", weights="webvid-covr")``.
 
     ``weights``: a weight tag of the encoder config (``ValueError`` listing the tags otherwise), a
@@ -188,6 +228,16 @@ def create_encoder(name: str | None = "auto", weights: str | None = None, *, che
 
 
 __all__ = [
-    "BLIP_HUB_ID", "DEFAULT_BLIP", "DTYPE_CHOICES", "EncoderChoice", "HOW_TO_GET_BLIP", "create_encoder",
-    "hub_offline", "list_encoders", "load_choice", "requested_encoder", "resolve_device", "resolve_encoder_choice",
+    "BLIP_HUB_ID",
+    "DEFAULT_BLIP",
+    "DTYPE_CHOICES",
+    "EncoderChoice",
+    "HOW_TO_GET_BLIP",
+    "create_encoder",
+    "hub_offline",
+    "list_encoders",
+    "load_choice",
+    "requested_encoder",
+    "resolve_device",
+    "resolve_encoder_choice",
 ]

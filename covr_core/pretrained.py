@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -97,7 +98,9 @@ class ResolvedWeights:
 # ----------------------------------------------------------------------------------- environment
 def hub_offline() -> bool:
     """True when ``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` is set to a true value."""
-    return any(os.environ.get(v, "").strip().lower() in _TRUE for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(v, "").strip().lower() in _TRUE for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def hub_endpoint() -> str:
@@ -126,12 +129,16 @@ def probe_timeout() -> float:
 
 # ----------------------------------------------------------------------------------------- plans
 def _is_path(value: str) -> bool:
-    return Path(value).expanduser().exists() or value.startswith(("/", "./", "../", "~")) or \
-        value.endswith(CHECKPOINT_SUFFIXES)
+    return (
+        Path(value).expanduser().exists()
+        or value.startswith(("/", "./", "../", "~"))
+        or value.endswith(CHECKPOINT_SUFFIXES)
+    )
 
 
-def plan_weights(model: ModelCfg, weights: str | None = None, checkpoint: str | None = None,
-                 source: str | None = None) -> WeightsPlan:
+def plan_weights(
+    model: ModelCfg, weights: str | None = None, checkpoint: str | None = None, source: str | None = None
+) -> WeightsPlan:
     """The :class:`WeightsPlan` of a BLIP-family encoder.
 
     ``weights``: a tag of ``model`` (error listing its tags otherwise), a checkpoint file, or a
@@ -156,17 +163,38 @@ def plan_weights(model: ModelCfg, weights: str | None = None, checkpoint: str | 
         return WeightsPlan(model, "", str(source), str(source), (*files, "model.safetensors"), True)
     cfg: WeightsCfg = model.get_weights(weights or model.default_weights)
     if not cfg.released:
-        raise UnknownWeightsError(f"weight tag {cfg.tag!r} ({cfg.description}) was never released; choose one of "
-                                  f"{', '.join(t for t, w in model.weights.items() if w.released)}")
+        raise UnknownWeightsError(
+            f"weight tag {cfg.tag!r} ({cfg.description}) was never released; choose one of "
+            f"{', '.join(t for t, w in model.weights.items() if w.released)}"
+        )
     label = f"{cfg.tag} ({cfg.location})"
     if cfg.kind == "hub-model":
-        return WeightsPlan(model, cfg.tag, label, source or cfg.hub_repo, (*files, cfg.filename), True,
-                           expected_sha256=cfg.sha256, licence=cfg.licence)
+        return WeightsPlan(
+            model,
+            cfg.tag,
+            label,
+            source or cfg.hub_repo,
+            (*files, cfg.filename),
+            True,
+            expected_sha256=cfg.sha256,
+            licence=cfg.licence,
+        )
     if cfg.kind == "covr-checkpoint" and cfg.hub_repo and cfg.filename:
-        return WeightsPlan(model, cfg.tag, label, base, files, False, checkpoint=HubFile(cfg.hub_repo, cfg.filename),
-                           expected_sha256=cfg.sha256, licence=cfg.licence)
-    raise ValueError(f"weight tag {cfg.tag!r} has no downloadable file ({cfg.url or 'no URL'}); download it "
-                     "yourself and pass the file as --weights PATH")
+        return WeightsPlan(
+            model,
+            cfg.tag,
+            label,
+            base,
+            files,
+            False,
+            checkpoint=HubFile(cfg.hub_repo, cfg.filename),
+            expected_sha256=cfg.sha256,
+            licence=cfg.licence,
+        )
+    raise ValueError(
+        f"weight tag {cfg.tag!r} has no downloadable file ({cfg.url or 'no URL'}); download it "
+        "yourself and pass the file as --weights PATH"
+    )
 
 
 # ---------------------------------------------------------------------------------- availability
@@ -200,10 +228,11 @@ def probe_urls(urls: list[str], timeout: float | None = None) -> tuple[bool, str
             results[url] = (False, f"the model hub could not be reached ({type(exc).__name__}: {exc})")
 
     threads = [threading.Thread(target=head, args=(u,), name="covr-hub-probe", daemon=True) for u in urls]
+    deadline = time.monotonic() + timeout
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout + 0.5)
+        t.join(max(0.0, deadline - time.monotonic()))
     missing = [u for u in urls if u not in results]
     if missing:
         return False, f"the model hub did not answer within {timeout:g} s"
@@ -219,18 +248,28 @@ def weights_availability(plan: WeightsPlan, probe: bool = True) -> tuple[bool, s
             return False, f"the folder {base} does not exist"
         if not (base / "config.json").is_file():
             return False, f"{base} has no config.json"
-        if plan.base_has_weights and not any((base / f).is_file() for f in ("model.safetensors", "pytorch_model.bin")):
+        if plan.base_has_weights and not any(
+            (base / f).is_file() for f in ("model.safetensors", "pytorch_model.bin")
+        ):
             return False, f"{base} has no model weights (model.safetensors)"
     if plan.checkpoint_path and not Path(plan.checkpoint_path).is_file():
         return False, f"checkpoint file {plan.checkpoint_path} does not exist"
-    needed = [f for f in plan.hub_files() if f.filename == "config.json" or f == plan.checkpoint
-              or (plan.base_has_weights and f.filename.endswith((".safetensors", ".bin")))]
+    needed = [
+        f
+        for f in plan.hub_files()
+        if f.filename == "config.json"
+        or f == plan.checkpoint
+        or (plan.base_has_weights and f.filename.endswith((".safetensors", ".bin")))
+    ]
     missing = [f for f in needed if cached_path(f.repo, f.filename) is None]
     if not missing:
         return True, f"{plan.label}: found locally" + (" (Hugging Face cache)" if needed else "")
     names = ", ".join(f"{f.repo}/{f.filename}" for f in missing)
     if hub_offline():
-        return False, f"{names} not in the local Hugging Face cache ({hf_cache_dir()}) and HF_HUB_OFFLINE is set"
+        return (
+            False,
+            f"{names} not in the local Hugging Face cache ({hf_cache_dir()}) and HF_HUB_OFFLINE is set",
+        )
     if not probe:
         return False, f"{names} not in the local Hugging Face cache"
     ok, why = probe_urls([f.url for f in missing])
@@ -241,11 +280,16 @@ def weights_availability(plan: WeightsPlan, probe: bool = True) -> tuple[bool, s
 
 def how_to_get(plan: WeightsPlan) -> str:
     """One sentence telling a person how to make ``plan`` available."""
-    cmds = [f"hf download {f.repo} {f.filename}" for f in plan.hub_files() if f.filename == "config.json"
-            or f == plan.checkpoint]
-    return (f"With internet access the weights download by themselves; otherwise fetch them once "
-            f"({'; '.join(cmds) or 'see the README'}) into the Hugging Face cache (HF_HOME), or pass a local "
-            f"checkpoint with --weights PATH. The offline lite encoder needs nothing: --encoder lite.")
+    cmds = [
+        f"hf download {f.repo} {f.filename}"
+        for f in plan.hub_files()
+        if f.filename == "config.json" or f == plan.checkpoint
+    ]
+    return (
+        f"With internet access the weights download by themselves; otherwise fetch them once "
+        f"({'; '.join(cmds) or 'see the README'}) into the Hugging Face cache (HF_HOME), or pass a local "
+        f"checkpoint with --weights PATH. The offline lite encoder needs nothing: --encoder lite."
+    )
 
 
 # -------------------------------------------------------------------------------------- fetching
@@ -263,7 +307,9 @@ def _tqdm_reporting(report: Progress | None, what: str):
     return Reporting
 
 
-def file_sha256(path: str | Path, report: Progress | None = None, what: str = "", chunk: int = 1 << 22) -> str:
+def file_sha256(
+    path: str | Path, report: Progress | None = None, what: str = "", chunk: int = 1 << 22
+) -> str:
     """Hex sha256 of a file, reporting progress (large checkpoints take seconds)."""
     size = max(1, os.path.getsize(path))
     digest, done = hashlib.sha256(), 0
@@ -282,7 +328,8 @@ def verify_sha256(path: str | Path, expected: str, what: str, report: Progress |
     if expected and actual != expected.lower():
         raise WeightsIntegrityError(
             f"refusing {what}: its sha256 is {actual} but the tag's known value is {expected}. The file is "
-            f"damaged or not the published one; delete it from the cache ({path}) and download it again.")
+            f"damaged or not the published one; delete it from the cache ({path}) and download it again."
+        )
     if not expected:
         logger.info("%s: sha256 %s (no known value to compare with; recorded)", what, actual)
     return actual
@@ -291,8 +338,13 @@ def verify_sha256(path: str | Path, expected: str, what: str, report: Progress |
 def _download(repo: str, filename: str, report: Progress | None) -> str:
     from huggingface_hub import hf_hub_download
 
-    return hf_hub_download(repo, filename, cache_dir=str(hf_cache_dir()), local_files_only=hub_offline(),
-                           tqdm_class=_tqdm_reporting(report, filename))
+    return hf_hub_download(
+        repo,
+        filename,
+        cache_dir=str(hf_cache_dir()),
+        local_files_only=hub_offline(),
+        tqdm_class=_tqdm_reporting(report, filename),
+    )
 
 
 def _snapshot(repo: str, files: tuple[str, ...], report: Progress | None) -> str:
@@ -300,8 +352,9 @@ def _snapshot(repo: str, files: tuple[str, ...], report: Progress | None) -> str
 
     if report is not None:
         report(f"fetching the config of {repo}", None)
-    return snapshot_download(repo, allow_patterns=list(files), cache_dir=str(hf_cache_dir()),
-                             local_files_only=hub_offline())
+    return snapshot_download(
+        repo, allow_patterns=list(files), cache_dir=str(hf_cache_dir()), local_files_only=hub_offline()
+    )
 
 
 def fetch_weights(plan: WeightsPlan, report: Progress | None = None) -> ResolvedWeights:
@@ -312,23 +365,34 @@ def fetch_weights(plan: WeightsPlan, report: Progress | None = None) -> Resolved
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     try:
-        base_dir = str(Path(plan.base).expanduser()) if plan.base_is_local else _snapshot(plan.base, plan.base_files,
-                                                                                           report)
+        base_dir = (
+            str(Path(plan.base).expanduser())
+            if plan.base_is_local
+            else _snapshot(plan.base, plan.base_files, report)
+        )
         ckpt = plan.checkpoint_path or None
         if plan.checkpoint is not None:
             if report is not None:
                 report(f"downloading {plan.checkpoint.filename}", None)
             ckpt = _download(plan.checkpoint.repo, plan.checkpoint.filename, report)
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
-        raise WeightsUnavailableError(f"the weights {plan.label} could not be had: {exc}. {how_to_get(plan)}") from None
+        raise WeightsUnavailableError(
+            f"the weights {plan.label} could not be had: {exc}. {how_to_get(plan)}"
+        ) from None
     if not (Path(base_dir) / "config.json").is_file():
-        raise WeightsUnavailableError(f"{plan.base} has no config.json (looked in {base_dir}). {how_to_get(plan)}")
+        raise WeightsUnavailableError(
+            f"{plan.base} has no config.json (looked in {base_dir}). {how_to_get(plan)}"
+        )
     notes: list[str] = []
     if ckpt is not None:
         sha = verify_sha256(ckpt, plan.expected_sha256, Path(ckpt).name if not plan.tag else plan.tag, report)
     else:
         weights = Path(base_dir) / "model.safetensors"
-        sha = verify_sha256(weights, plan.expected_sha256, plan.tag or weights.name, report) if weights.is_file() else ""
+        sha = (
+            verify_sha256(weights, plan.expected_sha256, plan.tag or weights.name, report)
+            if weights.is_file()
+            else ""
+        )
         if not sha:
             notes.append(f"no model.safetensors in {base_dir}: sha256 unknown")
     return ResolvedWeights(plan, base_dir, ckpt, sha, notes)

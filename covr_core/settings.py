@@ -32,8 +32,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["APP_ENV_VARS", "AppOptions", "ENV_VARS", "Limits", "Settings", "app_options_from_env", "load_settings",
-           "describe_settings", "replace_limits"]
+__all__ = ["APP_ENV_VARS", "AppOptions", "ENV_VARS", "Limits", "Settings", "app_options_from_env",
+           "load_settings", "describe_settings", "replace_limits"]
 
 
 @dataclass(frozen=True)
@@ -149,33 +149,57 @@ class AppOptions:
 
 # variable -> (AppOptions field, flag, default as shown, meaning); one table in README.md
 APP_ENV_VARS: dict[str, tuple[str, str, str, str]] = {
-    "COVR_ENCODER": ("encoder", "--encoder", "auto",
-                     "encoder config: `auto` (BLIP-L + webvid-covr when its weights can be had, else lite), "
-                     "`blip` (= `blip-large`), `lite`, or one added with `COVR_MODEL_CONFIGS`"),
-    "COVR_WEIGHTS": ("weights", "--weights", "the encoder's default (`webvid-covr`)",
-                     "weight tag (`webvid-covr`, `cirr_ft-covr+gt`, `fashioniq-all-ft_covr`, `blip-l-coco`), "
-                     "a checkpoint file or a `from_pretrained` folder"),
-    "COVR_CHECKPOINT": ("checkpoint", "--checkpoint", "none", "a CoVR `.ckpt/.pth/.safetensors` file (same as "
-                        "`--weights FILE`)"),
-    "COVR_MLP": ("mlp", "--mlp", "none", "trained MLP combiner (`.safetensors` from `precompute.train_combiner`): "
-                 "enables the MLP combiner"),
-    "COVR_DEVICE": ("device", "--device", "auto", "`auto` = `cuda` when a GPU is present (also ZeroGPU), else "
-                    "`cpu`; or `cpu`, `cuda`, `cuda:1`"),
-    "COVR_DTYPE": ("dtype", "--dtype", "auto", "`auto` = `bfloat16` on CUDA, `float32` on CPU; or `float32`, "
-                   "`bfloat16`, `float16`"),
-    "COVR_GALLERY": ("gallery", "--gallery", "`demo-<encoder>`", "default gallery: a folder, or a gallery name"),
-    "COVR_GALLERY_REPO": ("gallery_repo", "--gallery-repo", "none", "a Hugging Face dataset repo "
-                          "(`owner/name[@revision]`) whose gallery folders are downloaded and checked at start"),
-    "COVR_GALLERY_DIRS": ("gallery_dirs", "--gallery-dirs", "none", "folders (`:`-separated; e.g. a mounted, "
-                          "read-only bucket) whose gallery folders are checked and used in place"),
-    "COVR_BLIP_SOURCE": ("blip_source", "--blip-source", "the config's base repo",
-                         "a folder or hub id replacing the BLIP base (config, tokenizer, weights)"),
-    "COVR_DATA_DIR": ("data_dir", "--data-dir", "`./data`", "galleries, evaluations, caches, pinned examples"),
+    "COVR_ENCODER": (
+        "encoder", "--encoder", "auto",
+        "encoder config: `auto` (BLIP-L + webvid-covr when its weights can be had, else lite), "
+        "`blip` (= `blip-large`), `lite`, or one added with `COVR_MODEL_CONFIGS`",
+    ),
+    "COVR_WEIGHTS": (
+        "weights", "--weights", "the encoder's default (`webvid-covr`)",
+        "weight tag (`webvid-covr`, `cirr_ft-covr+gt`, `fashioniq-all-ft_covr`, `blip-l-coco`), "
+        "a checkpoint file or a `from_pretrained` folder",
+    ),
+    "COVR_CHECKPOINT": (
+        "checkpoint", "--checkpoint", "none",
+        "a CoVR `.ckpt/.pth/.safetensors` file (same as `--weights FILE`)",
+    ),
+    "COVR_MLP": (
+        "mlp", "--mlp", "none",
+        "trained MLP combiner (`.safetensors` from `precompute.train_combiner`): enables the MLP combiner",
+    ),
+    "COVR_DEVICE": (
+        "device", "--device", "auto",
+        "`auto` = `cuda` when a GPU is present (also ZeroGPU), else `cpu`; or `cpu`, `cuda`, `cuda:1`",
+    ),
+    "COVR_DTYPE": (
+        "dtype", "--dtype", "auto",
+        "`auto` = `bfloat16` on CUDA, `float32` on CPU; or `float32`, `bfloat16`, `float16`",
+    ),
+    "COVR_GALLERY": (
+        "gallery", "--gallery", "`demo-<encoder>`", "default gallery: a folder, or a gallery name",
+    ),
+    "COVR_GALLERY_REPO": (
+        "gallery_repo", "--gallery-repo", "none",
+        "a Hugging Face dataset repo (`owner/name[@revision]`) whose gallery folders are downloaded and "
+        "checked at start",
+    ),
+    "COVR_GALLERY_DIRS": (
+        "gallery_dirs", "--gallery-dirs", "none",
+        "folders (`:`-separated; e.g. a mounted, read-only bucket) whose gallery folders are checked and "
+        "used in place",
+    ),
+    "COVR_BLIP_SOURCE": (
+        "blip_source", "--blip-source", "the config's base repo",
+        "a folder or hub id replacing the BLIP base (config, tokenizer, weights)",
+    ),
+    "COVR_DATA_DIR": (
+        "data_dir", "--data-dir", "`./data`", "galleries, evaluations, caches, pinned examples",
+    ),
 }
 
 
 def app_options_from_env(env: Mapping[str, str] | None = None) -> AppOptions:
-    """:class:`AppOptions` from the ``COVR_*`` variables of ``env`` (default ``os.environ``); empty = unset."""
+    """:class:`AppOptions` from the ``COVR_*`` variables of ``env`` (default ``os.environ``)."""
     env = os.environ if env is None else env
     values: dict[str, object] = {}
     for name, (attr, _flag, _default, _desc) in APP_ENV_VARS.items():

@@ -26,8 +26,12 @@ def public_message(text: str, services: Services) -> str:
     from covr_core.pretrained import hf_cache_dir
 
     out = str(text)
-    for path, name in ((hf_cache_dir(), "<HF cache>"), (services.data_dir, "<data>"), (REPO_ROOT, "<app>"),
-                       (Path.home(), "~")):
+    for path, name in (
+        (hf_cache_dir(), "<HF cache>"),
+        (services.data_dir, "<data>"),
+        (REPO_ROOT, "<app>"),
+        (Path.home(), "~"),
+    ):
         out = out.replace(str(Path(path).resolve()), name).replace(str(path), name)
     return re.sub(r"\s+", " ", out).strip()[:1200]
 
@@ -41,8 +45,12 @@ def _run_step(services: Services, name: str, fn: Callable[[], str], fatal: bool 
         return True
     except Exception as exc:  # noqa: BLE001 - every failure becomes a message in the page
         log.exception("start-up step %s failed", name)
-        message = public_message(f"{exc}" if isinstance(exc, (ValueError, RuntimeError, OSError)) else
-                                 f"{type(exc).__name__}: {exc}", services)
+        message = public_message(
+            f"{exc}"
+            if isinstance(exc, (ValueError, RuntimeError, OSError))
+            else f"{type(exc).__name__}: {exc}",
+            services,
+        )
         st.fail(name, message)
         if fatal:
             st.fail_startup(message)
@@ -75,8 +83,11 @@ def gallery_sources_step(services: Services) -> str:
     opts, info = services.options, services.encoder_unchecked.info
     reports = []
     if opts.gallery_repo:
-        reports.append(fetch_repo_galleries(opts.gallery_repo, services.data_dir, info,
-                                            services.startup.reporter("galleries")))
+        reports.append(
+            fetch_repo_galleries(
+                opts.gallery_repo, services.data_dir, info, services.startup.reporter("galleries")
+            )
+        )
     if opts.gallery_dirs:
         rep = mounted_galleries(opts.gallery_dirs, info)
         services.extra_galleries.extend(p for p in rep.galleries if p not in services.extra_galleries)
@@ -145,8 +156,9 @@ def ensure_demo_benchmarks(services: Services, report: Any = None) -> list[str]:
     bench = ASSETS_DIR / "benchmark"
     plans = {
         "cirr": dict(dataset="cirr", root=str(bench / "cirr"), split="demo"),
-        "webvid": dict(dataset="webvid", csv=str(bench / "webvid" / "webvid-covr_demo.csv"),
-                       video_root=str(ASSETS_DIR)),
+        "webvid": dict(
+            dataset="webvid", csv=str(bench / "webvid" / "webvid-covr_demo.csv"), video_root=str(ASSETS_DIR)
+        ),
     }
     done = []
     for i, (kind, plan) in enumerate(plans.items()):
@@ -159,8 +171,15 @@ def ensure_demo_benchmarks(services: Services, report: Any = None) -> list[str]:
             report(f"encoding the {kind.upper()}-format queries", i / len(plans))
         qdir = services.data_dir / "queries" / name
         try:
-            summary = queries.run(out=qdir, encoder=services.encoder_unchecked, device=info.device,
-                                  dtype="float32", batch_size=16, argv=["(app start)"], **plan)
+            summary = queries.run(
+                out=qdir,
+                encoder=services.encoder_unchecked,
+                device=info.device,
+                dtype="float32",
+                batch_size=16,
+                argv=["(app start)"],
+                **plan,
+            )
             if not getattr(summary, "complete", True):
                 raise RuntimeError(summary.line())
             evaluate.run(queries=qdir, gallery=gallery, benchmark=kind, out=out, top_k=12)
@@ -187,7 +206,8 @@ def _default_gallery_ok(services: Services) -> str:
         if name == demo or demo not in entries:
             raise
         services.default_gallery = demo
-        return f"default gallery: {public_message(str(exc.args[0] if exc.args else exc), services)}; using {demo}"
+        why = public_message(str(exc.args[0] if exc.args else exc), services)
+        return f"default gallery: {why}; using {demo}"
 
 
 def run_startup(services: Services, on_galleries: Callable[[], None] | None = None) -> None:
@@ -202,7 +222,9 @@ def run_startup(services: Services, on_galleries: Callable[[], None] | None = No
         _run_step(services, "galleries", lambda: gallery_sources_step(services))
         if on_galleries:
             on_galleries()
-    demo_ok = _run_step(services, "demo", lambda: str(ensure_demo_gallery(services, st.reporter("demo")).name))
+    demo_ok = _run_step(
+        services, "demo", lambda: str(ensure_demo_gallery(services, st.reporter("demo")).name)
+    )
     if on_galleries:
         on_galleries()
     note = ""
@@ -218,8 +240,11 @@ def run_startup(services: Services, on_galleries: Callable[[], None] | None = No
     log.info("ready to search after %.1f s of start-up", time.perf_counter() - t0)
     if demo_ok:
         _run_step(services, "map", lambda: ensure_demo_map(services))
-        _run_step(services, "benchmarks", lambda: ", ".join(ensure_demo_benchmarks(services, st.reporter(
-            "benchmarks"))) or "none")
+        _run_step(
+            services,
+            "benchmarks",
+            lambda: ", ".join(ensure_demo_benchmarks(services, st.reporter("benchmarks"))) or "none",
+        )
     else:
         st.skip("map", "no demo gallery")
         st.skip("benchmarks", "no demo gallery")

@@ -80,13 +80,16 @@ def parse_repo(value: str) -> tuple[str, str | None]:
     """``owner/name[@revision]`` -> (repo id, revision); ``ValueError`` for anything else."""
     value = value.strip()
     if not _REPO_RE.match(value):
-        raise ValueError(f"{REPO_ENV}={value!r} is not a dataset repo id like owner/name (optionally @revision)")
+        raise ValueError(
+            f"{REPO_ENV}={value!r} is not a dataset repo id like owner/name (optionally @revision)"
+        )
     repo, _, rev = value.partition("@")
     return repo, rev or None
 
 
 def _link_tree(src: Path, dest: Path) -> None:
     """Copy ``src`` to ``dest`` (a fresh folder) as hard links to the real files where possible."""
+
     def link_or_copy(a: str, b: str) -> None:
         real = os.path.realpath(a)
         try:
@@ -102,8 +105,9 @@ def _link_tree(src: Path, dest: Path) -> None:
     tmp.rename(dest)
 
 
-def fetch_repo_galleries(value: str, data_dir: Path, encoder_info: Any,
-                         report: Callable[[str, float | None], None] | None = None) -> SourceReport:
+def fetch_repo_galleries(
+    value: str, data_dir: Path, encoder_info: Any, report: Callable[[str, float | None], None] | None = None
+) -> SourceReport:
     """Download ``owner/name[@rev]`` (a dataset repo) and link its valid galleries into ``data_dir``."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
@@ -120,8 +124,15 @@ def fetch_repo_galleries(value: str, data_dir: Path, encoder_info: Any,
     if report:
         report(f"downloading the dataset repo {repo}", None)
     try:
-        snap = Path(snapshot_download(repo, repo_type="dataset", revision=revision, cache_dir=str(hf_cache_dir()),
-                                      local_files_only=hub_offline()))
+        snap = Path(
+            snapshot_download(
+                repo,
+                repo_type="dataset",
+                revision=revision,
+                cache_dir=str(hf_cache_dir()),
+                local_files_only=hub_offline(),
+            )
+        )
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as exc:
         why = "not in the local Hugging Face cache and HF_HUB_OFFLINE is set" if hub_offline() else str(exc)
         out.error = f"could not be downloaded ({type(exc).__name__}: {why.splitlines()[0][:300]})"
@@ -142,8 +153,11 @@ def fetch_repo_galleries(value: str, data_dir: Path, encoder_info: Any,
         _link_tree(ev, dest)
         out.evaluations.append(dest)
     if not out.galleries:
-        out.error = ("holds no valid gallery" + (f" ({'; '.join(out.skipped[:3])})" if out.skipped else
-                                                  " (expected galleries/<name>/manifest.json)"))
+        out.error = "holds no valid gallery" + (
+            f" ({'; '.join(out.skipped[:3])})"
+            if out.skipped
+            else " (expected galleries/<name>/manifest.json)"
+        )
     return out
 
 

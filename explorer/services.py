@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,21 +125,23 @@ class Services:
 
     # ---- construction -------------------------------------------------------------------------------
     @classmethod
-    def create(cls, options: AppOptions | None = None) -> "Services":
+    def create(cls, options: AppOptions | None = None, choice: Any = None) -> "Services":
         """Decide the encoder (fast: local files, or one bounded hub probe) and return services that are
         not ready yet; ``explorer.bootstrap.run_startup`` does the slow part while the page is served.
 
         Raises at once (ValueError / WeightsUnavailableError) for an unknown encoder or tag, or an explicitly
-        requested BLIP encoder whose weights cannot be had."""
+        requested BLIP encoder whose weights cannot be had. ``choice``: an already resolved EncoderChoice."""
         from covr_core.factory import resolve_encoder_choice
 
         options = options or app_options_from_env()
         settings = load_settings()
         if options.data_dir is not None:
             settings = Settings(limits=settings.limits, data_dir=Path(options.data_dir))
-        choice = resolve_encoder_choice(options.encoder, options.weights, options.checkpoint, options.blip_source)
+        o = options
+        choice = choice or resolve_encoder_choice(o.encoder, o.weights, o.checkpoint, o.blip_source)
         log.info("encoder %s, weights %s (%s)", choice.name, choice.weights, choice.reason)
-        extra, default = [], f"demo-{choice.name}"  # renamed after loading if a replaced base is named otherwise
+        # (renamed once loaded when a replaced base is named otherwise)
+        extra, default = [], f"demo-{choice.name}"
         if options.gallery:
             gpath = Path(options.gallery)
             if (gpath / "manifest.json").exists():
@@ -154,7 +155,7 @@ class Services:
         return svc
 
     def set_encoder(self, encoder: Any, mlp: Any = None) -> None:
-        """Install the loaded encoder (wrapped for the GPU boundary) and its MLP combiner; checks their dims."""
+        """Install the loaded encoder (wrapped for the GPU boundary) and its MLP combiner (dims checked)."""
         from explorer.spaces import GpuEncoder
 
         enc = encoder if isinstance(encoder, GpuEncoder) else GpuEncoder(encoder)
@@ -162,7 +163,8 @@ class Services:
         if mlp is not None and mlp.dim != enc.info.dim:
             raise ValueError(
                 f"The MLP combiner expects {mlp.dim}-d embeddings but the {enc.info.name} encoder makes "
-                f"{enc.info.dim}-d ones: train it on this encoder's queries (python -m precompute.train_combiner)."
+                f"{enc.info.dim}-d ones: train it on this encoder's queries "
+                "(python -m precompute.train_combiner)."
             )
         self.mlp = mlp
         self._encoder = enc
@@ -183,7 +185,7 @@ class Services:
 
     @property
     def info(self) -> EncoderInfo:
-        """The encoder's description (name, checkpoint, sha, device...); ``NotReadyError`` before it is loaded."""
+        """The encoder's description (name, checkpoint, sha, device...); ``NotReadyError`` before loading."""
         if self._encoder is None:
             self.startup.require_ready()
             raise NotReadyError("The encoder is not loaded.")
@@ -300,7 +302,8 @@ class Services:
 
         why = (self.encoder_reason if HOW_TO_GET_BLIP in self.encoder_reason
                else f"{self.encoder_reason or 'lite encoder requested'}. {HOW_TO_GET_BLIP}")
-        return ("\n\n> ⚠️ **Lite offline encoder**: small off-the-shelf image and text models, not CoVR; results "
+        return ("\n\n> ⚠️ **Lite offline encoder**: small off-the-shelf image and text models, not CoVR; "
+                "results "
                 f"show how the app works, not CoVR's quality. {why} Other CoVR weights: `--weights "
                 "cirr_ft-covr+gt` (COVR_WEIGHTS), or a local file with `--weights path/to/covr.ckpt`.")
 
@@ -311,7 +314,8 @@ class Services:
         device = resolve_device(self.options.device if self.options else "auto")
         state = (f"**start-up failed**: {self.startup.error}" if self.startup.error
                  else f"*loading — {self.startup.describe()}*")
-        line = (f"**Encoder** `{name}` · **weights** {self._weights_text(None)} · **device** `{device}` · {state}")
+        weights = self._weights_text(None)
+        line = f"**Encoder** `{name}` · **weights** {weights} · **device** `{device}` · {state}"
         return line + (self._lite_banner() if name == "lite" else "")
 
     def header_markdown(self, gallery_name: str | None = None) -> str:
@@ -334,7 +338,8 @@ class Services:
         if info.name == "lite":
             line += self._lite_banner()
         elif info.weights.startswith("blip-l-coco"):
-            line += ("\n\n> ⚠️ **BLIP-L COCO weights**: CoVR's initialisation, not a CoVR model (no WebVid-CoVR "
+            line += ("\n\n> ⚠️ **BLIP-L COCO weights**: CoVR's initialisation, not a CoVR model (no "
+                     "WebVid-CoVR "
                      "training); use `--weights webvid-covr` for CoVR.")
         if info.note:
             line += f"\n\n*{info.note}*"

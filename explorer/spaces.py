@@ -62,7 +62,7 @@ _register_lock = threading.Lock()
 
 
 def register_encoder(encoder: Encoder) -> str:
-    """Make ``encoder`` reachable from the GPU functions (and from a forked ZeroGPU worker); returns its key."""
+    """Make ``encoder`` reachable from the GPU functions (and a forked ZeroGPU worker); returns its key."""
     with _register_lock:
         key = f"{encoder.info.name}-{len(_ENCODERS)}-{id(encoder):x}"
         _ENCODERS[key] = encoder
@@ -104,7 +104,7 @@ def gpu_encode_queries(key: str, images: list[np.ndarray], texts: list[str]) -> 
 
 @gpu(DURATIONS["reference"])
 def gpu_reference_state(key: str, pixel_values: Any, cache_key: str) -> Any:
-    """One reference image's state (ViT token states + f_img) from [1, 3, H, W] pixels, returned on the CPU."""
+    """One reference image's state (ViT token states + f_img) from [1, 3, H, W] pixels, back on the CPU."""
     return state_to(_encoder(key).reference_state_from_pixels(pixel_values, cache_key), "cpu")
 
 
@@ -116,8 +116,13 @@ def gpu_query_from_reference(key: str, state: Any, text: str) -> QueryEmbeddings
 
 
 #: Every function that crosses the GPU boundary (tests pickle what goes through each of them).
-GPU_FUNCTIONS = ("gpu_encode_pixels", "gpu_encode_texts", "gpu_encode_queries", "gpu_reference_state",
-                 "gpu_query_from_reference")
+GPU_FUNCTIONS = (
+    "gpu_encode_pixels",
+    "gpu_encode_texts",
+    "gpu_encode_queries",
+    "gpu_reference_state",
+    "gpu_query_from_reference",
+)
 
 
 # ----------------------------------------------------------------------------------- the encoder

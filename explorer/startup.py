@@ -73,8 +73,12 @@ class Startup:
 
     def progress(self, name: str, message: str, fraction: float | None = None) -> None:
         """Update a running step's message and fraction."""
-        self._set(name, status="running", message=message,
-                  fraction=None if fraction is None else max(0.0, min(1.0, float(fraction))))
+        self._set(
+            name,
+            status="running",
+            message=message,
+            fraction=None if fraction is None else max(0.0, min(1.0, float(fraction))),
+        )
 
     def reporter(self, name: str):
         """A ``report(message, fraction)`` callable writing into step ``name``."""
@@ -153,7 +157,8 @@ class Startup:
             raise NotReadyError(f"{what} is unavailable: {self.error}")
         raise NotReadyError(
             f"{what} is not ready yet: the app is still starting (now: {self.describe()}). The progress is "
-            "shown at the top of the page; try again when it says Ready.")
+            "shown at the top of the page; try again when it says Ready."
+        )
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-able state: ready, done, error, elapsed seconds, what is happening, and every step."""
@@ -162,8 +167,15 @@ class Startup:
             version = self.version
         for s in steps:
             s.pop("started", None)
-        return {"ready": self.ready, "done": self.done, "error": self.error, "version": version,
-                "elapsed_s": round(time.monotonic() - self.t0, 1), "now": self.describe(), "steps": steps}
+        return {
+            "ready": self.ready,
+            "done": self.done,
+            "error": self.error,
+            "version": version,
+            "elapsed_s": round(time.monotonic() - self.t0, 1),
+            "now": self.describe(),
+            "steps": steps,
+        }
 
     def markdown(self) -> str:
         """The start-up panel: a status line and one line per step."""
@@ -175,11 +187,18 @@ class Startup:
         elif snap["ready"]:
             head = "**Ready to search.** Still preparing in the background: " + snap["now"]
         else:
-            head = (f"**Starting — Search works as soon as the model is ready** ({snap['elapsed_s']:.0f} s so far). "
-                    f"Now: {snap['now']}")
+            head = (
+                "**Starting — Search works as soon as the model is ready** "
+                f"({snap['elapsed_s']:.0f} s so far). "
+                f"Now: {snap['now']}"
+            )
         lines = [head, ""]
         for s in snap["steps"]:
-            pct = f" {s['fraction'] * 100:.0f} %" if s["status"] == "running" and s["fraction"] is not None else ""
+            pct = (
+                f" {s['fraction'] * 100:.0f} %"
+                if s["status"] == "running" and s["fraction"] is not None
+                else ""
+            )
             took = f" · {s['seconds']:.0f} s" if s["seconds"] >= 1 else ""
             msg = f" — {s['message']}" if s["message"] else ""
             lines.append(f"- {ICONS[s['status']]} **{s['label']}**{pct}{msg}{took}")

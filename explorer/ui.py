@@ -73,8 +73,12 @@ def build_demo(services: Services) -> gr.Blocks:
             with gr.Tab("Curate", id="curate"):
                 curate = build_curate_tab(services, session, search)
         explore.wire_deep_link(demo)
-        wire_startup_panel(demo, startup, services, header, search.gallery, search.combiner,
-                           [(explore.benchmark, services.benchmark_names), (explore.map_gallery, services.gallery_names)])
+        wire_startup_panel(
+            demo, startup, services, header,
+            [(search.gallery, services.gallery_names), (search.combiner, services.combiners),
+             (explore.benchmark, services.benchmark_names), (explore.map_gallery, services.gallery_names)],
+            on_done=[explore.redraw_map],
+        )
         demo.load(
             curate.refresh_fn,
             None,

@@ -35,8 +35,9 @@ def tiny_hub(tmp_path_factory):
     files = make_tiny_hub(root / "hf", root / "work", checkpoints=("webvid-covr.ckpt",))
     config = write_tiny_model_config(root / "blip-tiny.json")
     # the encoder the app will load (same files, same config): it builds the repo's gallery
-    enc = load_blip_encoder(str(files["base"]), str(files["webvid-covr.ckpt"]),
-                            model_cfg=model_cfg_from_dict(tiny_model_config()))
+    enc = load_blip_encoder(
+        str(files["base"]), str(files["webvid-covr.ckpt"]), model_cfg=model_cfg_from_dict(tiny_model_config())
+    )
     make_gallery_repo(root / "hf", GALLERY_REPO, enc, root / "repo")
     return {"HF_HOME": str(root / "hf"), "HF_HUB_OFFLINE": "1", "COVR_MODEL_CONFIGS": str(config)}
 
@@ -44,9 +45,17 @@ def tiny_hub(tmp_path_factory):
 @pytest.fixture(scope="module")
 def covr_app(tiny_hub, tmp_path_factory):
     """The app as a Space runs it: no flags, everything from the environment."""
-    env = {**tiny_hub, "COVR_ENCODER": TINY_NAME, "COVR_WEIGHTS": "webvid-covr", "COVR_DEVICE": "auto",
-           "COVR_GALLERY_REPO": GALLERY_REPO, "COVR_GALLERY": "fruit-photos"}
-    app = start_app(tmp_path_factory.mktemp("covr") / "data", env=env, encoder="auto", seed=False, wait="ready")
+    env = {
+        **tiny_hub,
+        "COVR_ENCODER": TINY_NAME,
+        "COVR_WEIGHTS": "webvid-covr",
+        "COVR_DEVICE": "auto",
+        "COVR_GALLERY_REPO": GALLERY_REPO,
+        "COVR_GALLERY": "fruit-photos",
+    }
+    app = start_app(
+        tmp_path_factory.mktemp("covr") / "data", env=env, encoder="auto", seed=False, wait="ready"
+    )
     yield app
     app.stop()
 
@@ -55,8 +64,10 @@ def test_weights_by_tag_and_galleries_from_a_repo(covr_app):
     status = covr_app.startup_status()
     steps = {s["name"]: s for s in status["steps"]}
     assert status["ready"] and not status["error"]
-    assert steps["encoder"]["status"] == "done" and "webvid-covr (lucas-ventura/CoVR/webvid-covr.ckpt)" in \
-        steps["encoder"]["message"]
+    assert (
+        steps["encoder"]["status"] == "done"
+        and "webvid-covr (lucas-ventura/CoVR/webvid-covr.ckpt)" in steps["encoder"]["message"]
+    )
     assert "BLIP values enforced" in steps["encoder"]["message"]  # the hub-style config was corrected
     gal_msg = steps["galleries"]["message"]
     assert steps["galleries"]["status"] == "done" and "fruit-photos" in gal_msg
@@ -72,8 +83,9 @@ def test_search_runs_on_the_repo_gallery_and_serves_its_media(covr_app):
     client = covr_app.client()
     api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/search"]
     assert api["parameters"][4]["parameter_default"] == "fruit-photos"  # COVR_GALLERY from the repo
-    result = client.predict(handle_file(str(APPLE)), None, "make it an orange", "AVG", "fruit-photos", 3,
-                            api_name="/search")
+    result = client.predict(
+        handle_file(str(APPLE)), None, "make it an orange", "AVG", "fruit-photos", 3, api_name="/search"
+    )
     gallery, status, record = search_parts(result)
     assert record["encoder"] == TINY_NAME and record["gallery"] == "fruit-photos"
     assert len(record["results"]) == 3 and "apple" not in [r["id"] for r in record["results"]]
@@ -95,8 +107,9 @@ def test_bad_gallery_repo_is_reported_and_the_demo_gallery_works(tmp_path):
         assert "demo gallery still works" in step["message"]
         from gradio_client import handle_file
 
-        result = app.client().predict(handle_file(str(APPLE)), None, "make it an orange", "AVG", "demo-lite", 4,
-                                      api_name="/search")
+        result = app.client().predict(
+            handle_file(str(APPLE)), None, "make it an orange", "AVG", "demo-lite", 4, api_name="/search"
+        )
         assert len(search_parts(result)[2]["results"]) == 4
     finally:
         app.stop()
@@ -107,8 +120,13 @@ def test_explicit_blip_without_weights_exits_with_a_clear_error(tmp_path, silent
     """No weights anywhere: `python app.py --encoder blip` stops at once with advice (exit code 2)."""
     import socket
 
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "COVR_DATA_DIR": str(tmp_path / "data"),
-           "GRADIO_SERVER_PORT": "1", "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "HF_HOME": str(tmp_path / "hf"),
+        "COVR_DATA_DIR": str(tmp_path / "data"),
+        "GRADIO_SERVER_PORT": "1",
+        "HF_HUB_OFFLINE": "1",
+    }
     sock = None
     if silent_hub:  # online, but the hub accepts connections and never answers
         sock = socket.socket()
@@ -118,8 +136,14 @@ def test_explicit_blip_without_weights_exits_with_a_clear_error(tmp_path, silent
         env["HF_ENDPOINT"] = f"http://127.0.0.1:{sock.getsockname()[1]}"
     try:
         t0 = time.monotonic()
-        proc = subprocess.run([sys.executable, "app.py", "--encoder", "blip"], cwd=REPO_ROOT, env=env,
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "app.py", "--encoder", "blip"],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         elapsed = time.monotonic() - t0
     finally:
         if sock is not None:
@@ -141,8 +165,9 @@ def test_the_page_shows_start_up_progress_then_searches(browser, tmp_path, outpu
         page.goto(app.url, wait_until="domcontentloaded")
         page.wait_for_selector("#search-btn", timeout=120_000)
         panel = page.locator("#startup-status")
-        page.wait_for_function("() => document.querySelector('#startup-status')?.innerText.includes('Starting')",
-                               timeout=60_000)
+        page.wait_for_function(
+            "() => document.querySelector('#startup-status')?.innerText.includes('Starting')", timeout=60_000
+        )
         assert "Search works as soon as the model is ready" in panel.inner_text()
         assert not app.startup_status()["ready"]  # the page answered before the app was ready
         page.fill("#mod-text textarea", "make it an orange")
@@ -151,8 +176,11 @@ def test_the_page_shows_start_up_progress_then_searches(browser, tmp_path, outpu
         toast.wait_for(timeout=60_000)
         assert "progress is shown at the top of the page" in toast.inner_text()
         page.screenshot(path=str(output_dir / "startup-not-ready.png"))
-        page.wait_for_function("() => document.querySelector('#startup-status')?.innerText.includes('Ready')",
-                               timeout=1_800_000, polling=1000)
+        page.wait_for_function(
+            "() => document.querySelector('#startup-status')?.innerText.includes('Ready')",
+            timeout=1_800_000,
+            polling=1000,
+        )
         page.screenshot(path=str(output_dir / "startup-ready.png"))
         page.set_input_files("#ref-image input[type=file]", str(APPLE))
         page.wait_for_selector("#ref-status :text('Reference encoded')", timeout=120_000)

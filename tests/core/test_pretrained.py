@@ -62,7 +62,11 @@ def test_builtin_configs_and_tags_are_data():
     assert reg.list_models() == ["blip-large", "lite"]
     blip = reg.get_model_config("blip")  # alias
     assert blip.name == "blip-large" and blip.family == "blip" and blip.embed_dim == 256
-    assert blip.image_size == 384 and blip.vision["layer_norm_eps"] == 1e-6 and blip.text["num_attention_heads"] == 12
+    assert (
+        blip.image_size == 384
+        and blip.vision["layer_norm_eps"] == 1e-6
+        and blip.text["num_attention_heads"] == 12
+    )
     assert blip.base_repo == BLIP_REPO and blip.default_weights == "webvid-covr"
     w = blip.get_weights("webvid-covr")
     assert (w.hub_repo, w.filename, w.kind) == (COVR_REPO, "webvid-covr.ckpt", "covr-checkpoint")
@@ -79,7 +83,9 @@ def test_builtin_configs_and_tags_are_data():
 def test_unknown_names_and_tags_list_the_choices():
     with pytest.raises(ValueError, match="unknown encoder 'clip'.*blip-large.*lite"):
         reg.get_model_config("clip")
-    with pytest.raises(reg.UnknownWeightsError, match="webvid-covr, cirr_ft-covr\\+gt, fashioniq-all-ft_covr"):
+    with pytest.raises(
+        reg.UnknownWeightsError, match="webvid-covr, cirr_ft-covr\\+gt, fashioniq-all-ft_covr"
+    ):
         resolve_encoder_choice("blip", weights="webvid")
     with pytest.raises(ValueError, match="never released"):
         resolve_encoder_choice("blip", weights="cirr-gt")
@@ -94,8 +100,10 @@ def test_configs_are_validated_and_names_are_unique(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="default_weights 'nope'"):
         reg.register_model_config(bad)
     wrong_sha = tiny_model_config()
-    wrong_sha["weights"] = {**wrong_sha["weights"], "webvid-covr": {**wrong_sha["weights"]["webvid-covr"],
-                                                                      "sha256": "xyz"}}
+    wrong_sha["weights"] = {
+        **wrong_sha["weights"],
+        "webvid-covr": {**wrong_sha["weights"]["webvid-covr"], "sha256": "xyz"},
+    }
     with pytest.raises(ValueError, match="64 hex"):
         reg.register_model_config(wrong_sha)
     reg.register_model_config(tiny_model_config())
@@ -137,7 +145,7 @@ def test_tag_loads_from_the_hub_cache_with_blip_hyperparameters(tmp_path, monkey
 
 
 def test_the_hub_config_as_is_would_not_be_blip(hub, images):
-    """Guard: the uncorrected base config really changes the embeddings (so the test above means something)."""
+    """Guard: the uncorrected base config really changes the embeddings (the test above means something)."""
     from transformers import BlipConfig, BlipForImageTextRetrieval
 
     enc = create_encoder(TINY_NAME, weights="webvid-covr", device="cpu")
@@ -201,8 +209,9 @@ def test_structural_mismatch_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     make_tiny_hub(tmp_path / "hf", tmp_path / "w", checkpoints=("webvid-covr.ckpt",))
     # the same tiny weights but an encoder config that claims another width: cannot be "fixed"
-    reg.register_model_config(tiny_model_config(name="blip-tiny-wide", vision={
-        **tiny_model_config()["vision"], "hidden_size": 96}))
+    reg.register_model_config(
+        tiny_model_config(name="blip-tiny-wide", vision={**tiny_model_config()["vision"], "hidden_size": 96})
+    )
     with pytest.raises(BlipConfigError, match="vision hidden_size is 64, blip-tiny-wide needs 96"):
         create_encoder("blip-tiny-wide", weights="webvid-covr", device="cpu")
 

@@ -35,11 +35,15 @@ def front_matter() -> dict:
 
 
 def requirement_lines(path: Path) -> list[str]:
-    return [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    return [
+        ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.strip().startswith("#")
+    ]
 
 
 def pins(path: Path) -> dict[str, str]:
-    return {m[1].lower(): m[2] for ln in requirement_lines(path) if (m := re.match(r"^([\w.-]+)==(\S+)$", ln))}
+    return {
+        m[1].lower(): m[2] for ln in requirement_lines(path) if (m := re.match(r"^([\w.-]+)==(\S+)$", ln))
+    }
 
 
 def test_front_matter_is_a_valid_space_config():
@@ -67,21 +71,38 @@ def test_python_and_torch_choices():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert project["requires-python"] == ">=3.11"
     req = requirement_lines(REPO / "requirements.txt")
-    assert not any(re.match(r"^torch\b", ln) for ln in req), "torch comes from pre-requirements.txt / the Makefile"
+    assert not any(re.match(r"^torch\b", ln) for ln in req), (
+        "torch comes from pre-requirements.txt / the Makefile"
+    )
     assert pins(REPO / "requirements.txt")["spaces"] == "0.51.3"
     cpu = requirement_lines(REPO / "pre-requirements.txt")
     assert f"--extra-index-url {CPU_INDEX}" in cpu
     assert any(re.fullmatch(r"torch==[\d.]+\+cpu", ln) for ln in cpu)
     zero = pins(REPO / "deploy" / "pre-requirements-zerogpu.txt")
     assert zero["torch"] in ZEROGPU_TORCH
-    assert "torch==2.13.0" in (REPO / "Makefile").read_text()  # local tests keep the CPU wheel of this machine
+    assert (
+        "torch==2.13.0" in (REPO / "Makefile").read_text()
+    )  # local tests keep the CPU wheel of this machine
 
 
 def _resolve(*requirement_files: Path, extra: tuple[str, ...] = ()) -> dict[str, str]:
     """pip's resolver for CPython 3.12 on this platform, wheels only: {name: version} or AssertionError."""
     report = Path(requirement_files[0]).with_suffix(".report.json")
-    cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed",
-           "--python-version", "3.12", "--only-binary=:all:", "--report", str(report), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--dry-run",
+        "--quiet",
+        "--ignore-installed",
+        "--python-version",
+        "3.12",
+        "--only-binary=:all:",
+        "--report",
+        str(report),
+        *extra,
+    ]
     for f in requirement_files:
         cmd += ["-r", str(f)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
@@ -108,7 +129,9 @@ def test_space_requirements_resolve_for_python_3_12(tmp_path):
     machine's network reaches PyPI only), the same torch version is resolved from PyPI instead, which
     proves the rest of the set accepts it (the CPU build differs only by having no CUDA dependencies)."""
     zero_pre = REPO / "deploy" / "pre-requirements-zerogpu.txt"
-    cpu_torch = next(ln for ln in requirement_lines(REPO / "pre-requirements.txt") if ln.startswith("torch=="))
+    cpu_torch = next(
+        ln for ln in requirement_lines(REPO / "pre-requirements.txt") if ln.startswith("torch==")
+    )
     cpu_pre = tmp_path / "pre-cpu.txt"
     if _reachable(f"{CPU_INDEX}/torch/"):
         cpu_pre.write_text((REPO / "pre-requirements.txt").read_text())

@@ -34,7 +34,9 @@ def test_repo_galleries_are_verified_and_linked(offline_hub, tmp_path, tiny_enco
     linked = data / "galleries" / "fruit-photos"
     assert (linked / "manifest.json").is_file() and (linked / "media" / "apple.jpg").is_file()
     src = snap / "galleries" / "fruit-photos" / "embeddings.npy"
-    assert os.stat(linked / "embeddings.npy").st_ino == os.stat(os.path.realpath(src)).st_ino  # no second copy
+    assert (
+        os.stat(linked / "embeddings.npy").st_ino == os.stat(os.path.realpath(src)).st_ino
+    )  # no second copy
     assert (data / "evaluations" / "repo-eval" / "per_query.parquet").is_file()
     assert not (data / "galleries" / "damaged").exists()
     assert any("downloading the dataset repo" in m for m in steps)

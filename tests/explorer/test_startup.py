@@ -25,7 +25,11 @@ def test_steps_progress_and_messages():
     with pytest.raises(NotReadyError, match="Search is not ready yet: the app is still starting .*42 %"):
         st.require_ready()
     md = st.markdown()
-    assert md.startswith("**Starting") and "◐ **Load the model weights** 42 %" in md and "○ **Build the demo" in md
+    assert (
+        md.startswith("**Starting")
+        and "◐ **Load the model weights** 42 %" in md
+        and "○ **Build the demo" in md
+    )
     st.finish("encoder", "blip-large · webvid-covr")
     st.reporter("demo")("encoding 3/64 items", 3 / 64)
     st.mark_ready()
@@ -82,7 +86,9 @@ def test_services_before_ready_and_a_refused_checkpoint(tmp_path, monkeypatch, t
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     make_tiny_hub(tmp_path / "hf", tmp_path / "w", checkpoints=("webvid-covr.ckpt",))
-    svc = Services.create(AppOptions(encoder=TINY_NAME, weights="pinned", device="cpu", data_dir=tmp_path / "d"))
+    svc = Services.create(
+        AppOptions(encoder=TINY_NAME, weights="pinned", device="cpu", data_dir=tmp_path / "d")
+    )
     assert not svc.startup.ready
     header = svc.header_markdown()
     assert f"`{TINY_NAME}`" in header and "`pinned` (lucas-ventura/CoVR/webvid-covr.ckpt)" in header

@@ -38,8 +38,9 @@ def _plain(value, path="value"):
         for k in value.__dataclass_fields__:
             _plain(getattr(value, k), f"{path}.{k}")
     else:
-        assert isinstance(value, (str, int, float, bool, type(None), np.ndarray, np.generic)), \
+        assert isinstance(value, (str, int, float, bool, type(None), np.ndarray, np.generic)), (
             f"{path} is a {type(value).__name__}"
+        )
 
 
 @pytest.fixture
@@ -101,12 +102,21 @@ def test_search_text_edit_and_compare_cross_only_plain_data(tiny_services, cross
     s = Session()
     first = search_with_session(tiny_services, s, str(path), None, "make it red", "AVG", "pics", 4)
     second = search_with_session(tiny_services, s, str(path), None, "make it blue", "AVG", "pics", 4)
-    res = run_compare(tiny_services, tiny_services.get_gallery("pics"), "pics", ref, "make it green",
-                      ["NA", "AVG", "TEXT", "IMAGE"], k=4)
+    res = run_compare(
+        tiny_services,
+        tiny_services.get_gallery("pics"),
+        "pics",
+        ref,
+        "make it green",
+        ["NA", "AVG", "TEXT", "IMAGE"],
+        k=4,
+    )
     names = [c[0] for c in crossings]
     assert names.count("gpu_reference_state") == 1
-    assert names.count("gpu_query_from_reference") >= 3 and set(names) == {"gpu_reference_state",
-                                                                          "gpu_query_from_reference"}
+    assert names.count("gpu_query_from_reference") >= 3 and set(names) == {
+        "gpu_reference_state",
+        "gpu_query_from_reference",
+    }
     assert len(first.hits) == len(second.hits) == 4 and list(res.outcomes) == ["NA", "AVG", "TEXT", "IMAGE"]
 
     for name, args, result, size in crossings:

@@ -34,8 +34,17 @@ def build_photo_gallery(folder: Path, encoder, name: str) -> Path:
     rows = []
     for p in files:
         shutil.copyfile(p, work / "media" / p.name)
-        rows.append({"id": p.stem, "kind": "image", "media": p.name, "caption": p.stem, "split": "repo",
-                     "duration": np.nan, "thumbnail": ""})
+        rows.append(
+            {
+                "id": p.stem,
+                "kind": "image",
+                "media": p.name,
+                "caption": p.stem,
+                "split": "repo",
+                "duration": np.nan,
+                "thumbnail": "",
+            }
+        )
     emb = encoder.encode_images([Image.open(p).convert("RGB") for p in files])
     gal = Gallery.build(emb, pd.DataFrame(rows), encoder.info, name, media_root="media")
     gal.save(folder)
@@ -44,9 +53,10 @@ def build_photo_gallery(folder: Path, encoder, name: str) -> Path:
     return folder
 
 
-def make_gallery_repo(hf_home: str | Path, repo_id: str, encoder, work: str | Path,
-                      name: str = "fruit-photos") -> Path:
-    """Populate ``repo_id`` (dataset) with a valid gallery, a damaged one and an evaluation; return the snapshot."""
+def make_gallery_repo(
+    hf_home: str | Path, repo_id: str, encoder, work: str | Path, name: str = "fruit-photos"
+) -> Path:
+    """Populate the dataset repo: a valid gallery, a damaged one and an evaluation; returns the snapshot."""
     work = Path(work)
     good = build_photo_gallery(work / "galleries" / name, encoder, name)
     bad = work / "galleries" / "damaged"
@@ -56,9 +66,20 @@ def make_gallery_repo(hf_home: str | Path, repo_id: str, encoder, work: str | Pa
     np.save(bad / "embeddings.npy", emb)  # same shape, different bytes: only the sha256 check sees it
     ev = work / "evaluations" / "repo-eval"
     ev.mkdir(parents=True)
-    pd.DataFrame({"query_id": ["1"], "combiner": ["AVG"], "reference": ["apple"], "target": ["orange"],
-                  "rank": [1], "top_ids": [["orange"]], "top_scores": [np.array([0.9], np.float32)],
-                  "w_mm": [1 / 3], "w_img": [1 / 3], "w_txt": [1 / 3]}).to_parquet(ev / "per_query.parquet")
+    pd.DataFrame(
+        {
+            "query_id": ["1"],
+            "combiner": ["AVG"],
+            "reference": ["apple"],
+            "target": ["orange"],
+            "rank": [1],
+            "top_ids": [["orange"]],
+            "top_scores": [np.array([0.9], np.float32)],
+            "w_mm": [1 / 3],
+            "w_img": [1 / 3],
+            "w_txt": [1 / 3],
+        }
+    ).to_parquet(ev / "per_query.parquet")
     (ev / "metrics.json").write_text('{"info": {}, "results": {}}')
     files = {str(p.relative_to(work)): p for p in work.rglob("*") if p.is_file()}
     return populate_repo(hf_home, repo_id, files, repo_type="dataset")

@@ -34,8 +34,9 @@ def commit_of(repo_id: str) -> str:
     return hashlib.sha1(repo_id.encode()).hexdigest()
 
 
-def populate_repo(hf_home: str | Path, repo_id: str, files: dict[str, str | Path | bytes],
-                  repo_type: str = "model") -> Path:
+def populate_repo(
+    hf_home: str | Path, repo_id: str, files: dict[str, str | Path | bytes], repo_type: str = "model"
+) -> Path:
     """Write ``files`` (name -> source path or bytes) as the ``main`` snapshot of ``repo_id``; return it."""
     root = Path(hf_home) / "hub" / f"{repo_type}s--{repo_id.replace('/', '--')}"
     commit = commit_of(repo_id)
@@ -62,7 +63,7 @@ def sha256_of(path: str | Path) -> str:
 
 def hub_base_config(folder: Path, **overrides) -> None:
     """Rewrite ``folder/config.json`` the way the hub's BLIP configs are: transformers' defaults for
-    vision eps (1e-5) and text heads (8) unless ``overrides`` say otherwise (keys ``vision.x`` / ``text.x``)."""
+    vision eps (1e-5), text heads (8), unless ``overrides`` say otherwise (``vision.x``, ``text.x``)."""
     cfg = json.loads((folder / "config.json").read_text())
     values = {"vision.layer_norm_eps": 1e-5, "text.num_attention_heads": 8, **overrides}
     for key, value in values.items():
@@ -71,9 +72,14 @@ def hub_base_config(folder: Path, **overrides) -> None:
     (folder / "config.json").write_text(json.dumps(cfg, indent=2))
 
 
-def make_tiny_hub(hf_home: str | Path, work: str | Path, seed: int = 5, std: float = 0.3,
-                  checkpoints: tuple[str, ...] = ("webvid-covr.ckpt", "cirr_ft-covr+gt.ckpt"),
-                  base_overrides: dict | None = None) -> dict[str, Path]:
+def make_tiny_hub(
+    hf_home: str | Path,
+    work: str | Path,
+    seed: int = 5,
+    std: float = 0.3,
+    checkpoints: tuple[str, ...] = ("webvid-covr.ckpt", "cirr_ft-covr+gt.ckpt"),
+    base_overrides: dict | None = None,
+) -> dict[str, Path]:
     """Tiny stand-ins under the real repo ids: the base (hub-style config: eps 1e-5, 8 text heads) and
     CoVR checkpoints (different weights per file). Returns {"base": snapshot, "<file>": cached path}."""
     work = Path(work)
@@ -91,19 +97,43 @@ def make_tiny_hub(hf_home: str | Path, work: str | Path, seed: int = 5, std: flo
 
 def tiny_model_config(**changes) -> dict:
     """The ``blip-tiny`` encoder config: tiny widths with BLIP's eps/heads, the real tags of blip-large."""
-    blip_large = json.loads((Path(__file__).resolve().parents[2] / "covr_core" / "model_configs"
-                             / "blip-large.json").read_text())
+    blip_large = json.loads(
+        (Path(__file__).resolve().parents[2] / "covr_core" / "model_configs" / "blip-large.json").read_text()
+    )
     cfg = {
-        "name": TINY_NAME, "aliases": [], "family": "blip",
+        "name": TINY_NAME,
+        "aliases": [],
+        "family": "blip",
         "description": "tiny randomised BLIP for tests (tests/helpers/tiny_blip.py)",
-        "base": blip_large["base"], "image_size": TINY_IMAGE_SIZE,
-        "mean": blip_large["mean"], "std": blip_large["std"], "embed_dim": TINY_EMBED_DIM,
-        "vision": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 16,
-                   "image_size": TINY_IMAGE_SIZE, "patch_size": 16, "layer_norm_eps": 1e-6, "hidden_act": "gelu"},
-        "text": {"vocab_size": 30524, "hidden_size": 48, "intermediate_size": 96, "num_hidden_layers": 2,
-                 "num_attention_heads": 12, "encoder_hidden_size": 64, "max_position_embeddings": 64,
-                 "layer_norm_eps": 1e-12, "hidden_act": "gelu", "is_decoder": True},
-        "default_weights": blip_large["default_weights"], "weights": blip_large["weights"],
+        "base": blip_large["base"],
+        "image_size": TINY_IMAGE_SIZE,
+        "mean": blip_large["mean"],
+        "std": blip_large["std"],
+        "embed_dim": TINY_EMBED_DIM,
+        "vision": {
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 16,
+            "image_size": TINY_IMAGE_SIZE,
+            "patch_size": 16,
+            "layer_norm_eps": 1e-6,
+            "hidden_act": "gelu",
+        },
+        "text": {
+            "vocab_size": 30524,
+            "hidden_size": 48,
+            "intermediate_size": 96,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 12,
+            "encoder_hidden_size": 64,
+            "max_position_embeddings": 64,
+            "layer_norm_eps": 1e-12,
+            "hidden_act": "gelu",
+            "is_decoder": True,
+        },
+        "default_weights": blip_large["default_weights"],
+        "weights": blip_large["weights"],
     }
     cfg.update(changes)
     return cfg
@@ -121,8 +151,9 @@ def blip_large_config(hub_style: bool = True):
     hub's config.json has them (the loader must correct them)."""
     from transformers import BlipConfig
 
-    spec = json.loads((Path(__file__).resolve().parents[2] / "covr_core" / "model_configs"
-                       / "blip-large.json").read_text())
+    spec = json.loads(
+        (Path(__file__).resolve().parents[2] / "covr_core" / "model_configs" / "blip-large.json").read_text()
+    )
     vision, text = dict(spec["vision"]), dict(spec["text"])
     if hub_style:
         vision["layer_norm_eps"], text["num_attention_heads"] = 1e-5, 8

@@ -21,15 +21,33 @@ def _env(tmp_path):
 
 def test_gallery_job_with_a_weight_tag_and_with_a_file(cirr_data, tmp_path):
     files, env = _env(tmp_path)
-    common = ["--dataset", "cirr", "--root", str(cirr_data.root), "--split", "val", "--encoder", TINY_NAME,
-              "--device", "cpu", "--num-workers", "0", "--no-thumbs"]
-    res = run_job("precompute.gallery", [*common, "--weights", "cirr_ft-covr+gt", "--out", str(tmp_path / "g1")], env)
+    common = [
+        "--dataset",
+        "cirr",
+        "--root",
+        str(cirr_data.root),
+        "--split",
+        "val",
+        "--encoder",
+        TINY_NAME,
+        "--device",
+        "cpu",
+        "--num-workers",
+        "0",
+        "--no-thumbs",
+    ]
+    res = run_job(
+        "precompute.gallery", [*common, "--weights", "cirr_ft-covr+gt", "--out", str(tmp_path / "g1")], env
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     manifest = json.loads((tmp_path / "g1" / "manifest.json").read_text())
     assert manifest["encoder"] == TINY_NAME
     assert manifest["checkpoint_sha256"] == sha256_of(files["cirr_ft-covr+gt.ckpt"])
-    res = run_job("precompute.gallery", [*common, "--checkpoint", str(files["webvid-covr.ckpt"]),
-                                         "--out", str(tmp_path / "g2")], env)
+    res = run_job(
+        "precompute.gallery",
+        [*common, "--checkpoint", str(files["webvid-covr.ckpt"]), "--out", str(tmp_path / "g2")],
+        env,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     g2 = Gallery.load(tmp_path / "g2")
     assert g2.manifest["checkpoint_sha256"] == sha256_of(files["webvid-covr.ckpt"])
@@ -37,7 +55,23 @@ def test_gallery_job_with_a_weight_tag_and_with_a_file(cirr_data, tmp_path):
 
 def test_unknown_tag_lists_the_tags(cirr_data, tmp_path):
     _, env = _env(tmp_path)
-    res = run_job("precompute.queries", ["--dataset", "cirr", "--root", str(cirr_data.root), "--encoder", TINY_NAME,
-                                         "--weights", "webvid", "--out", str(tmp_path / "q"), "--device", "cpu"], env)
+    res = run_job(
+        "precompute.queries",
+        [
+            "--dataset",
+            "cirr",
+            "--root",
+            str(cirr_data.root),
+            "--encoder",
+            TINY_NAME,
+            "--weights",
+            "webvid",
+            "--out",
+            str(tmp_path / "q"),
+            "--device",
+            "cpu",
+        ],
+        env,
+    )
     assert res.returncode != 0
     assert "unknown weight tag 'webvid'" in res.stderr and "webvid-covr, cirr_ft-covr+gt" in res.stderr
