@@ -25,11 +25,15 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-import numpy as np
+# The ZeroGPU docs ask for `spaces` before torch (it must see CUDA uninitialised); app.py imports this
+# module before anything imports torch.
+_spaces = importlib.import_module("spaces") if importlib.util.find_spec("spaces") else None
 
-from covr_core.cache import content_hash
-from covr_core.encoder import Encoder
-from covr_core.types import QueryEmbeddings
+import numpy as np  # noqa: E402
+
+from covr_core.cache import content_hash  # noqa: E402
+from covr_core.encoder import Encoder  # noqa: E402
+from covr_core.types import QueryEmbeddings  # noqa: E402
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,8 +43,8 @@ DURATIONS = {"pixels": 60, "texts": 20, "queries": 60, "reference": 20, "query":
 
 
 def spaces_available() -> bool:
-    """True when the ``spaces`` package (Hugging Face Spaces runtime) is importable."""
-    return importlib.util.find_spec("spaces") is not None
+    """True when the ``spaces`` package (Hugging Face Spaces runtime) is installed."""
+    return _spaces is not None
 
 
 def zero_gpu() -> bool:
@@ -50,11 +54,9 @@ def zero_gpu() -> bool:
 
 def gpu(duration: int) -> Callable[[F], F]:
     """``spaces.GPU(duration=...)`` when ``spaces`` is installed (a no-op outside ZeroGPU), else identity."""
-    if not spaces_available():
+    if _spaces is None:
         return lambda fn: fn
-    import spaces  # type: ignore[import-not-found]  # noqa: PLC0415 - must precede CUDA init (app.py imports us first)
-
-    return spaces.GPU(duration=duration)
+    return _spaces.GPU(duration=duration)
 
 
 _ENCODERS: dict[str, Encoder] = {}

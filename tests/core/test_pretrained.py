@@ -221,3 +221,22 @@ def test_a_plan_names_what_it_fetches(hub):
     urls = [f.url for f in plan.hub_files()]
     assert urls[0].endswith(f"/{BLIP_REPO}/resolve/main/config.json")
     assert urls[-1].endswith(f"/{COVR_REPO}/resolve/main/cirr_ft-covr%2Bgt.ckpt")  # the URL of covr.md §5.1
+
+
+def test_a_fork_checkpoint_by_tag_brings_its_mlp_combiner(hub, tmp_path):
+    """The study fork's checkpoints (weight_predictor.* keys) give the MLP combiner, by tag as by file."""
+    from covr_core.combiners import list_combiners
+    from helpers.hub_cache import populate_repo
+    from helpers.tiny_blip import make_covr_state_dict, save_covr_checkpoint
+
+    ckpt = save_covr_checkpoint(tmp_path / "fork.ckpt", make_covr_state_dict(seed=9, weight_predictor=True))
+    populate_repo(tmp_path / "hf", "study/covr-mlp", {"webvid-covr-mlp.ckpt": ckpt})
+    cfg = reg.get_model_config(TINY_NAME)
+    tags = dict(cfg.weights)
+    tags["study-mlp"] = dataclasses.replace(
+        tags["webvid-covr"], tag="study-mlp", hub_repo="study/covr-mlp", filename="webvid-covr-mlp.ckpt"
+    )
+    reg.register_model_config(dataclasses.replace(cfg, weights=tags), overwrite=True)
+    enc = create_encoder(TINY_NAME, weights="study-mlp", device="cpu")
+    assert enc.mlp is not None and "MLP" in list_combiners(enc.mlp)
+    assert create_encoder(TINY_NAME, weights="webvid-covr", device="cpu").mlp is None
