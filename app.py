@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 
-from covr_core.settings import APP_ENV_VARS, AppOptions, app_options_from_env
+from covr_core.settings import APP_ENV_VARS, COMPUTE_ENV_VARS, AppOptions, app_options_from_env
 
 
 def parse_args(argv: list[str] | None = None) -> AppOptions:
@@ -22,7 +22,7 @@ def parse_args(argv: list[str] | None = None) -> AppOptions:
     p = argparse.ArgumentParser(
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Environment: " + ", ".join(APP_ENV_VARS) + ", COVR_MODEL_CONFIGS, "
+        epilog="Environment: " + ", ".join([*APP_ENV_VARS, *COMPUTE_ENV_VARS]) + ", COVR_MODEL_CONFIGS, "
         "HF_HOME, HF_HUB_OFFLINE, GRADIO_SERVER_NAME, GRADIO_SERVER_PORT.",
     )
     for var, (attr, flag, default, meaning) in APP_ENV_VARS.items():
@@ -40,6 +40,10 @@ def main(argv: list[str] | None = None) -> None:
     """Decide the encoder (fast), serve the page, then load everything with progress in the page."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options = parse_args(argv)
+    if options.webvid_root:  # read by explorer.filter_view.webvid_root
+        os.environ["COVR_WEBVID_ROOT"] = options.webvid_root
+    if options.data_dir is not None:  # read where no options travel (the compile cache's default folder)
+        os.environ["COVR_DATA_DIR"] = str(options.data_dir)
     # decide first, without torch or gradio: a request that cannot work stops within seconds
     from covr_core.factory import resolve_encoder_choice
     from covr_core.pretrained import WeightsIntegrityError, WeightsUnavailableError

@@ -32,8 +32,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["APP_ENV_VARS", "AppOptions", "ENV_VARS", "Limits", "Settings", "app_options_from_env",
-           "load_settings", "describe_settings", "replace_limits"]
+__all__ = ["APP_ENV_VARS", "AppOptions", "COMPUTE_ENV_VARS", "ENV_VARS", "Limits", "Settings",
+           "app_options_from_env", "load_settings", "describe_settings", "replace_limits"]
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,7 @@ class AppOptions:
     gallery_dirs: str | None = None
     blip_source: str | None = None
     data_dir: Path | None = None
+    webvid_root: str | None = None
 
 
 # variable -> (AppOptions field, flag, default as shown, meaning); one table in README.md
@@ -195,6 +196,27 @@ APP_ENV_VARS: dict[str, tuple[str, str, str, str]] = {
     "COVR_DATA_DIR": (
         "data_dir", "--data-dir", "`./data`", "galleries, evaluations, caches, pinned examples",
     ),
+    "COVR_WEBVID_ROOT": (
+        "webvid_root", "--webvid-root", "`<data>/webvid`",
+        "WebVid videos as `<root>/<pth>.mp4` for the filter view's example frames",
+    ),
+}
+
+
+# variable -> (default as shown, meaning): how the model computes (read by covr_core.vision_backends and
+# covr_core.artifact_cache where they are used; listed here so the app's --help and README's table name them)
+COMPUTE_ENV_VARS: dict[str, tuple[str, str]] = {
+    "COVR_VISION_BACKEND": (
+        "auto",
+        "what runs BLIP's ViT: `auto` (OpenVINO on CPU for BLIP-L when installed, else `sdpa`), `transformers`, "
+        "`sdpa`, `compile`, `compile-max-autotune`, `openvino`, `onnxruntime`",
+    ),
+    "COVR_COMPILE_CACHE": (
+        "`<data>/cache/compiled`",
+        "folder of the one-time ViT exports (OpenVINO/ONNX), reused across restarts; `off` disables it",
+    ),
+    "COVR_COMPILE_CACHE_MB": ("4096", "size bound of that cache, MiB (least recently used evicted)"),
+    "COVR_COMPILE_CACHE_ENTRIES": ("3", "most exports kept in that cache"),
 }
 
 

@@ -1,5 +1,6 @@
-"""The slow part of start-up, run after the server answers: weights, gallery sources, demo gallery, map,
-mini benchmark — each a step of ``services.startup`` that the page shows.
+"""The slow part of start-up, run after the server answers: weights, the image tower's one-time build (an
+OpenVINO export on CPU), gallery sources, demo gallery, map, mini benchmark — each a step of
+``services.startup`` that the page shows.
 
 ``run_startup(services)`` runs in the main thread (``app.py`` launches Gradio with
 ``prevent_thread_lock=True`` first): on ZeroGPU, CUDA placement must happen in the main thread, where the
@@ -73,6 +74,20 @@ def load_encoder_step(services: Services) -> str:
     changes = getattr(inner, "config_changes", [])
     fixed = f"; BLIP values enforced on the base config ({len(changes)} changes)" if changes else ""
     return f"{info.name} · {info.weights or info.checkpoint} on {info.device} ({info.dtype}){fixed}"
+
+
+def prepare_compute_step(services: Services) -> str:
+    """Build the image tower's backend before anyone searches: on CPU an OpenVINO export of the ViT (minutes
+    on the first start, then read from the compile cache), so no visitor's query pays for it."""
+    backend = services.encoder_unchecked.info.backend or "model's"
+    services.startup.progress(
+        "compute",
+        f"building the {backend} image tower (a one-time export can take minutes; later starts "
+        "reuse it from the compile cache)",
+    )
+    t0 = time.perf_counter()
+    what = services.encoder_unchecked.prepare_compute()
+    return f"{what or 'nothing to build'} ({time.perf_counter() - t0:.0f} s)"
 
 
 def gallery_sources_step(services: Services) -> str:
@@ -218,6 +233,8 @@ def run_startup(services: Services, on_galleries: Callable[[], None] | None = No
     t0 = time.perf_counter()
     if not _run_step(services, "encoder", lambda: load_encoder_step(services), fatal=True):
         return
+    if services.choice.family == "blip":
+        _run_step(services, "compute", lambda: prepare_compute_step(services))  # a failure: built on first use
     if services.options.gallery_repo or services.options.gallery_dirs:
         _run_step(services, "galleries", lambda: gallery_sources_step(services))
         if on_galleries:

@@ -138,13 +138,24 @@ class GpuEncoder(Encoder):
     def __init__(self, inner: Encoder) -> None:
         self.inner = inner
         self.key = register_encoder(inner)
-        self.info = inner.info
         self.image_transform = inner.image_transform
         self.batch_size = inner.batch_size
         self.cache_size = inner.cache_size
         self.mlp = getattr(inner, "mlp", None)
         self.vision_calls = 0  #: boundary calls that ran the vision tower
         self._lock = contextlib.nullcontext() if zero_gpu() else threading.Lock()
+
+    @property
+    def info(self) -> Any:
+        """The inner encoder's description (kept current: e.g. the ViT backend it settled on)."""
+        return self.inner.info
+
+    def prepare_compute(self) -> str:
+        """Build the inner encoder's compute path here (not under ZeroGPU: the GPU worker builds its own)."""
+        if zero_gpu():
+            return ""
+        with self._lock:
+            return self.inner.prepare_compute()
 
     def _pixels(self, images: Sequence[Any]) -> Any:
         import torch

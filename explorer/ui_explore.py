@@ -9,8 +9,17 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from explorer.browse import OUTCOMES, filter_queries, make_deep_link, open_query, parse_deep_link, wide_table
-from explorer.filter_view import filter_examples, load_filter_report
+from explorer.browse import (
+    OUTCOMES,
+    filter_queries,
+    make_deep_link,
+    open_query,
+    page_of,
+    parse_deep_link,
+    request_base_url,
+    wide_table,
+)
+from explorer.filter_view import filter_tab
 from explorer.maps import load_map_points, map_json, overlays_for, place_by_neighbours
 from explorer.plots import ternary_figure, weights_histogram_figure
 from explorer.search import item_reference
@@ -20,6 +29,8 @@ from explorer.ui_search import SearchTab, _session
 from explorer.weights import has_weights, highest_weight_queries, weight_histograms, weight_summary
 
 TABLE_COLUMNS = ["query_id", "caption", "success", "disagree"]
+#: Rows of the benchmark browser per page (the whole list is reachable page by page, and the page says so).
+ROWS_PER_PAGE = 500
 MAP_TEMPLATE = (
     '<div class="covr-map-root"><div class="covr-map-plot"></div><div class="covr-map-tip"></div></div>'
 )
@@ -43,16 +54,21 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
     """Layout and events of the Explore tab."""
     benches = services.benchmark_names()
     first = benches[0] if benches else None
-    combs = services.get_benchmark(first).combiners if first else []
+    first_combs = services.benchmark_combiners(first) if first else []
+    # every combiner of every evaluation is a valid value (API callers, evaluations added later); the page
+    # narrows the list to the chosen evaluation's combiners
     with gr.Row():
-        bench = gr.Dropdown(benches, value=first, label="Benchmark (evaluation run)", scale=2)
-        combiner = gr.Dropdown(combs, value=_default_combiner(combs), label="Combiner", scale=1)
+        bench = gr.Dropdown(benches, value=first, label="Benchmark (evaluation run)", scale=2,
+                            allow_custom_value=True, elem_id="explore-bench")
+        combiner = gr.Dropdown(services.all_benchmark_combiners(), value=_default_combiner(first_combs),
+                               label="Combiner", scale=1, allow_custom_value=True)
         k = gr.Number(value=10, precision=0, minimum=1, label="success at k", scale=1)
-    if not benches:
-        gr.Markdown(
-            "No evaluation runs yet under `<data>/evaluations/`. Create one with `python -m precompute."
-            "queries ...` then `python -m precompute.evaluate ... --out <data>/evaluations/<name>`."
-        )
+        refresh = gr.Button("↻ Refresh lists", scale=0, min_width=120, elem_id="explore-refresh")
+    gr.Markdown(
+        "Evaluations, filter runs and galleries are read from the data folder: after `python -m precompute."
+        "evaluate ... --out <data>/evaluations/<name>` (or `python -m precompute.reproduce`), press *Refresh lists*."
+        + ("" if benches else " No evaluation runs yet under `<data>/evaluations/`.")
+    )
     with gr.Tabs():
         with gr.Tab("Benchmark browser"):
             with gr.Row():
@@ -61,6 +77,8 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
                 )
                 outcome = gr.Radio(list(OUTCOMES), value="all", label="Outcome at k", scale=2)
                 disagree = gr.Checkbox(label="combiners disagree", scale=1)
+                page = gr.Number(value=1, precision=0, minimum=1, label="page", scale=1)
+            page_info = gr.Markdown(elem_id="explore-page-info")
             table = gr.Dataframe(interactive=False, label="Queries (click a row to open it)", max_height=320)
         with gr.Tab("Weights"):
             gr.Markdown(
@@ -98,6 +116,8 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
                     clicked_id = gr.Textbox(visible=False)
                     clicked_use = gr.Button("Use it as the reference in Search")
         with gr.Tab("WebVid filter"):
+            filt_run = gr.Dropdown(services.filter_run_names(), label="filter run (<data>/webvid_filter/<name>)",
+                                   allow_custom_value=True)
             filt_md = gr.Markdown()
             filt_table = gr.Dataframe(interactive=False, label="filter statistics")
             filt_examples = gr.Gallery(
@@ -119,9 +139,9 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
 
     # ------------------------------------------------------------------ handlers (thin)
     @user_errors
-    def list_queries(b: str, c: str, kk: float, t: str, o: str, dis: bool) -> pd.DataFrame:
+    def list_queries(b: str, c: str, kk: float, t: str, o: str, dis: bool, pg: float = 1):
         if not b:
-            return pd.DataFrame(columns=TABLE_COLUMNS)
+            return pd.DataFrame(columns=TABLE_COLUMNS), ""
         wt = wide_table(services.get_benchmark(b), c, int(kk or 10))
         cols = [
             "query_id",
@@ -130,18 +150,28 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
             "success",
             "disagree",
         ]
-        return filter_queries(wt, t, o, dis, limit=500)[cols]
+        part, info = page_of(filter_queries(wt, t, o, dis), int(pg or 1), ROWS_PER_PAGE)
+        return part[cols], info
 
     @user_errors
     def on_bench(b: str):
-        cs = services.get_benchmark(b).combiners if b else []
+        cs = services.benchmark_combiners(b) if b else []
         return gr.Dropdown(cs, value=_default_combiner(cs))
+
+    def refresh_lists():
+        benches_now = services.benchmark_names()
+        return (
+            gr.Dropdown(choices=benches_now),
+            gr.Dropdown(choices=services.filter_run_names()),
+            gr.Dropdown(choices=services.gallery_names()),
+            gr.Dropdown(choices=services.gallery_names()),
+        )
 
     @user_errors
     def show_query(b: str, qid: str, c: str, request: gr.Request | None = None):
         v = open_query(services, b, qid, c)
-        base = str(request.headers.get("origin") or "") if request is not None else ""
-        link = make_deep_link(base or "http://127.0.0.1:7860", b, str(qid), v.detail["combiner"])
+        base = request_base_url(dict(request.headers)) if request is not None else ""
+        link = make_deep_link(base, b, str(qid), v.detail["combiner"])
         return (
             v.reference_path,
             v.markdown(),
@@ -224,32 +254,21 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
         return _run_benchmark_query(services, search, o["bench"], o["query"], o.get("combiner"), s)
 
     @user_errors
-    def filter_view():
-        rep = load_filter_report(services.data_dir)
-        if rep is None:
-            return (
-                "No WebVid filter statistics yet: run `python -m precompute.filter_webvid ... --out "
-                "<data>/webvid_filter`.",
-                pd.DataFrame(),
-                [],
-            )
-        md = (
-            f"The study's filter (§4, Table 4) on `{rep.folder.name}`: "
-            "triplets whose two videos share an author, "
-            'share a category, or either ("F"). Below: example pairs per rule (the study\'s Figures 11–13).'
-        )
-        return md, rep.table, filter_examples(rep, services.cache_dir)
+    def filter_view(run: str | None = None):
+        return filter_tab(services.data_dir, services.cache_dir, run or None)
 
     # ------------------------------------------------------------------ events
     detail_out = [d_ref, d_md, d_link, d_target, d_results, opened]
     bench.change(on_bench, [bench], [combiner], api_name="list_combiners", api_visibility="private")
     gr.on(
-        [bench.change, combiner.change, k.change, text.submit, outcome.change, disagree.change],
+        [bench.change, combiner.change, k.change, text.submit, outcome.change, disagree.change, page.change],
         list_queries,
-        [bench, combiner, k, text, outcome, disagree],
-        [table],
+        [bench, combiner, k, text, outcome, disagree, page],
+        [table, page_info],
         api_name="list_queries",
     )
+    refresh.click(refresh_lists, None, [bench, filt_run, map_gallery, search.gallery], api_name="refresh_lists")
+    filt_run.change(filter_view, [filt_run], [filt_md, filt_table, filt_examples], api_name="filter_view")
     table.select(
         on_row, [bench, combiner, table], detail_out, api_name="select_query", api_visibility="private"
     )
@@ -294,14 +313,19 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
         @user_errors
         def on_load(s: Session | None, request: gr.Request):
             link = parse_deep_link(dict(request.query_params)) if request is not None else None
-            b, c = first, _default_combiner(combs)
-            out_list = list_queries(b, c, 10, "", "all", False) if b else pd.DataFrame()
+            b, c = first, _default_combiner(first_combs)
+            out_list = list_queries(b, c, 10, "", "all", False, 1) if b else (pd.DataFrame(), "")
             wv = weights_view(b, c, 10) if b else (None, None, pd.DataFrame())
             mp = draw_map(services.default_gallery, "kind", s, False) if services.startup.ready else gr.skip()
             fv = filter_view()
+            lists = (  # the Search gallery list has its own load event (ui.py)
+                *refresh_lists()[:3],
+                gr.Dropdown(choices=first_combs),  # the first evaluation's combiners; changes with the choice
+            )
             if link is None:
                 return (
-                    out_list,
+                    *lists,
+                    *out_list,
                     *wv,
                     mp,
                     *fv,
@@ -312,13 +336,18 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
                 services, search, link["bench"], link["query"], link.get("combiner"), s
             )
             det = show_query(link["bench"], link["query"], link.get("combiner"), request)
-            return (out_list, *wv, mp, *fv, *ran, *det)
+            return (*lists, *out_list, *wv, mp, *fv, *ran, *det)
 
         demo.load(
             on_load,
             [session],
             [
+                bench,
+                filt_run,
+                map_gallery,
+                combiner,
                 table,
+                page_info,
                 hist,
                 tern,
                 wsum,

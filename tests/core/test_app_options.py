@@ -56,3 +56,34 @@ def test_help_names_each_variable(flag, capsys):
     out = capsys.readouterr().out
     var = next(v for v, (_a, f, _d, _m) in APP_ENV_VARS.items() if f == flag)
     assert flag in out and f"${var}" in out
+
+
+def test_compute_variables_are_the_ones_the_speed_path_reads(monkeypatch, tmp_path):
+    """COVR_VISION_BACKEND and COVR_COMPILE_CACHE* (issue 15) are listed once in README's table and in
+    ``--help``, and each really configures the speed path."""
+    from covr_core import artifact_cache, vision_backends
+    from covr_core.settings import COMPUTE_ENV_VARS
+
+    assert vision_backends.ENV_VAR in COMPUTE_ENV_VARS
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for var in COMPUTE_ENV_VARS:
+        assert len([ln for ln in readme.splitlines() if ln.startswith(f"| | `{var}` |")]) == 1, var
+    monkeypatch.setenv("COVR_VISION_BACKEND", "onnxruntime")
+    assert vision_backends.requested_backend() == "onnxruntime"
+    monkeypatch.setenv("COVR_COMPILE_CACHE", "off")
+    assert artifact_cache.default_cache() is None
+    monkeypatch.setenv("COVR_COMPILE_CACHE", str(tmp_path / "cc"))
+    monkeypatch.setenv("COVR_COMPILE_CACHE_MB", "7")
+    monkeypatch.setenv("COVR_COMPILE_CACHE_ENTRIES", "2")
+    cache = artifact_cache.default_cache()
+    assert (cache.root, cache.max_bytes, cache.max_entries) == (tmp_path / "cc", 7 << 20, 2)
+
+
+def test_help_names_the_compute_variables(capsys):
+    import app
+    from covr_core.settings import COMPUTE_ENV_VARS
+
+    with pytest.raises(SystemExit):
+        app.parse_args(["--help"])
+    out = capsys.readouterr().out
+    assert all(var in out for var in COMPUTE_ENV_VARS)
