@@ -69,6 +69,7 @@ def test_weights_by_tag_and_galleries_from_a_repo(covr_app):
         and "webvid-covr (lucas-ventura/CoVR/webvid-covr.ckpt)" in steps["encoder"]["message"]
     )
     assert "BLIP values enforced" in steps["encoder"]["message"]  # the hub-style config was corrected
+    assert steps["compute"]["status"] == "done" and steps["compute"]["message"].startswith("sdpa")  # tiny ViT
     gal_msg = steps["galleries"]["message"]
     assert steps["galleries"]["status"] == "done" and "fruit-photos" in gal_msg
     assert "damaged" in gal_msg and "sha256" in gal_msg  # the damaged copy was refused, with the reason

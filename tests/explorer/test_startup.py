@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import threading
 
 import pytest
+from PIL import Image
 
 from covr_core import encoder_registry as reg
 from covr_core.settings import AppOptions
-from explorer.bootstrap import public_message, run_startup
-from explorer.services import Services
+from explorer.bootstrap import load_encoder_step, prepare_compute_step, public_message, run_startup
+from explorer.services import Services, startup_steps
 from explorer.startup import NotReadyError, Startup
 from helpers.hub_cache import TINY_NAME, make_tiny_hub, tiny_model_config
 
@@ -114,3 +116,28 @@ def test_public_message_hides_server_paths(tmp_path, monkeypatch):
     svc = Services(None, Settings(data_dir=tmp_path / "data"), "x")
     text = f"cannot read {tmp_path / 'data' / 'galleries' / 'g'} nor {tmp_path / 'hf' / 'hub' / 'models--a'}"
     assert public_message(text, svc) == "cannot read <data>/galleries/g nor <HF cache>/models--a"
+
+
+def test_image_tower_is_built_in_a_startup_step(tmp_path, monkeypatch, tiny_cfg):
+    """The ViT's one-time OpenVINO export (minutes for BLIP-L on a small CPU) happens in the start-up step
+    shown in the page, not on the first visitor's query; a restart reuses it from the compile cache."""
+    pytest.importorskip("openvino")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("COVR_VISION_BACKEND", "openvino")
+    monkeypatch.setenv("COVR_COMPILE_CACHE", str(tmp_path / "compiled"))
+    make_tiny_hub(tmp_path / "hf", tmp_path / "w", checkpoints=("webvid-covr.ckpt",))
+    options = AppOptions(encoder=TINY_NAME, device="cpu", data_dir=tmp_path / "d")
+    assert [n for n, _ in startup_steps(options, "blip")][:2] == ["encoder", "compute"]
+    assert "compute" not in [n for n, _ in startup_steps(options, "lite")]
+    svc = Services.create(options)
+    load_encoder_step(svc)
+    assert not list((tmp_path / "compiled").glob("*/vision.xml"))  # loading alone exports nothing
+    message = prepare_compute_step(svc)
+    assert message.startswith("openvino: OpenVINO") and svc.encoder_unchecked.info.backend == "openvino"
+    exports = list((tmp_path / "compiled").glob("*/vision.xml"))
+    assert len(exports) == 1
+    shutil.rmtree(tmp_path / "compiled")  # were the first query to export again, a new export would appear
+    svc.encoder_unchecked.inner.encode_query(Image.new("RGB", (40, 30), (200, 30, 30)), "a red one")
+    assert not list((tmp_path / "compiled").glob("*/vision.xml"))
+    assert svc.encoder_unchecked.info.backend == "openvino"

@@ -75,3 +75,16 @@ def test_unknown_tag_lists_the_tags(cirr_data, tmp_path):
     )
     assert res.returncode != 0
     assert "unknown weight tag 'webvid'" in res.stderr and "webvid-covr, cirr_ft-covr+gt" in res.stderr
+
+
+def test_dtype_auto_is_float32_on_cpu_and_an_explicit_bfloat16_goes_through(tiny_blip_dir):
+    """``--dtype auto`` (the default) keeps CPU jobs in float32; ``--dtype bfloat16`` really computes in
+    bfloat16 on CPU (issue 15's fast path), not silently in float32."""
+    from precompute import _common as C
+    from precompute._options import GalleryOptions
+
+    assert GalleryOptions(dataset="demo", out="x").dtype == "auto"
+    auto = C.create_job_encoder("blip", None, str(tiny_blip_dir), "cpu", "auto")
+    bf16 = C.create_job_encoder("blip", None, str(tiny_blip_dir), "cpu", "bfloat16")
+    assert auto.info.dtype == "float32" and bf16.info.dtype == "bfloat16"
+    assert str(next(bf16.model.parameters()).dtype) == "torch.bfloat16"
