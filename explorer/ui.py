@@ -16,12 +16,13 @@ from covr_core.gallery import GalleryError
 from covr_core.media import MediaError
 from explorer.safety import public_message
 from explorer.services import Services
+from explorer.startup import NotReadyError
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 #: Expected failures: their message is shown to the user as is.
-USER_ERRORS = (MediaError, GalleryError, ValueError, KeyError, FileNotFoundError)
+USER_ERRORS = (MediaError, GalleryError, ValueError, KeyError, FileNotFoundError, NotReadyError)
 
 
 def plotly_js_path() -> Path:
@@ -62,6 +63,7 @@ def build_demo(services: Services) -> gr.Blocks:
     from explorer.ui_explore import build_explore_tab
     from explorer.ui_guard import ExplorerBlocks, assign_encoder_pool
     from explorer.ui_search import build_search_tab
+    from explorer.ui_startup import build_startup_panel, wire_startup_panel
 
     # served in place (not copied to Gradio's cache on every result): plotly.js and the gallery media folders
     # the served-files policy registers (now and whenever a new gallery appears)
@@ -79,6 +81,7 @@ def build_demo(services: Services) -> gr.Blocks:
         storage_secret = hmac.new(services.visitor_secret, b"browser-state", hashlib.sha256).hexdigest()[:32]
         visitor = gr.BrowserState(None, storage_key="covr-visitor", secret=storage_secret)
         header = gr.Markdown(services.header_markdown(), elem_id="covr-header")
+        startup = build_startup_panel(services)
         with gr.Tabs() as tabs:
             with gr.Tab("Search", id="search"):
                 search = build_search_tab(services, session, header)
@@ -87,6 +90,12 @@ def build_demo(services: Services) -> gr.Blocks:
             with gr.Tab("Curate", id="curate"):
                 curate = build_curate_tab(services, session, search, visitor)
         explore.wire_deep_link(demo)
+        wire_startup_panel(
+            demo, startup, services, header,
+            [(search.gallery, services.gallery_names), (search.combiner, services.combiners),
+             (explore.benchmark, services.benchmark_names), (explore.map_gallery, services.gallery_names)],
+            on_done=[explore.redraw_map],
+        )
         curate.wire_load(demo)
         demo.load(  # galleries appear (downloads) or become unusable while the app runs: re-scan on load
             lambda: (gr.Dropdown(choices=services.gallery_names()), services.header_markdown()),

@@ -41,6 +41,9 @@ class ExploreTab:
     """Hooks the page needs after all tabs exist."""
 
     wire_deep_link: Any
+    benchmark: Any = None  #: the benchmark dropdown (refreshed when start-up adds evaluations)
+    map_gallery: Any = None  #: the Map tab's gallery dropdown (refreshed when start-up adds galleries)
+    redraw_map: Any = None  #: (fn, inputs, outputs) drawing the map again (run when start-up is done)
 
 
 def _default_combiner(combiners: list[str]) -> str | None:
@@ -313,7 +316,7 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
             b, c = first, _default_combiner(first_combs)
             out_list = list_queries(b, c, 10, "", "all", False, 1) if b else (pd.DataFrame(), "")
             wv = weights_view(b, c, 10) if b else (None, None, pd.DataFrame())
-            mp = draw_map(services.default_gallery, "kind", s, False)
+            mp = draw_map(services.default_gallery, "kind", s, False) if services.startup.ready else gr.skip()
             fv = filter_view()
             lists = (  # the Search gallery list has its own load event (ui.py)
                 *refresh_lists()[:3],
@@ -359,7 +362,9 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
             show_progress="hidden",
         )
 
-    return ExploreTab(wire_deep_link=wire_deep_link)
+    return ExploreTab(wire_deep_link=wire_deep_link, benchmark=bench, map_gallery=map_gallery,
+                      redraw_map=(lambda g, c, s: draw_map(g, c, s, False), [map_gallery, colour_by, session],
+                                  [map_html]))
 
 
 def _run_benchmark_query(

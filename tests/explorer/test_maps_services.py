@@ -14,7 +14,6 @@ from explorer.services import Session, scan_galleries
 from explorer.visitors import identify
 
 LOCAL = identify(None, None, b"", private=False)  # the shared store of a local run
-from explorer.spaces import gpu, spaces_available
 
 
 def test_map_points_and_overlays(tiny_gallery):
@@ -38,14 +37,6 @@ def test_map_without_umap_file(tiny_gallery):
     (gal.folder / "umap.parquet").unlink()
     assert load_map_points(gal, str) is None
     assert "precompute.umap" in map_json(None)["layout"]["title"]["text"]
-
-
-def test_spaces_decorator_is_a_no_op_here():
-    def f(x):
-        return x + 1
-
-    assert not spaces_available()
-    assert gpu(f) is f and gpu(duration=5)(f) is f
 
 
 @pytest.mark.slow
