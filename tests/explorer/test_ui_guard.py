@@ -77,3 +77,33 @@ def test_sign_in_is_offered_only_when_the_space_enables_it(tiny_services, monkey
     assert build_demo(tiny_services).expects_oauth
     monkeypatch.delenv("OAUTH_CLIENT_ID")
     assert not build_demo(tiny_services).expects_oauth
+
+
+def test_waiting_events_are_counted_per_session_and_per_address():
+    """The exact bounds, decided on the queue's own event table (the live flood tests cannot pin exact
+    counts: a search that finishes during a flood frees its place, as it should)."""
+    from types import SimpleNamespace
+
+    from covr_core.settings import Limits
+    from explorer.ui_guard import ENCODER_POOL, FairQueue
+
+    def event(session: str, address: str, pool: str = ENCODER_POOL) -> SimpleNamespace:
+        request = SimpleNamespace(client=SimpleNamespace(host=address), headers={})
+        return SimpleNamespace(concurrency_id=pool, session_hash=session, request=request)
+
+    queue = FairQueue.__new__(FairQueue)  # the decision only reads the event table and the limits
+    queue.limits = Limits(max_pending_per_session=2, max_pending_per_client=4)
+    queue.event_ids_to_events = {}
+    accepted = []
+    for i, (session, address) in enumerate([("a", "203.0.113.1")] * 3 + [("b", "203.0.113.1")] * 3
+                                           + [("c", "203.0.113.1")] * 3):  # fmt: skip
+        reason = queue.busy_reason(session, address)
+        if not reason:
+            queue.event_ids_to_events[str(i)] = event(session, address)
+        accepted.append((session, reason))
+    assert [s for s, r in accepted if not r] == ["a", "a", "b", "b"]  # 2 per session, then 4 per address
+    assert "2 searches or uploads waiting" in accepted[2][1]
+    assert all("your address" in r for s, r in accepted[6:])
+    assert queue.busy_reason("d", "198.51.100.9") == ""  # another visitor is not affected
+    queue.event_ids_to_events["x"] = event("e", "198.51.100.9", pool="light")  # light events are not counted
+    assert queue.busy_reason("e", "198.51.100.9") == ""
