@@ -118,6 +118,7 @@ def test_public_message_hides_server_paths(tmp_path, monkeypatch):
     assert public_message(text, svc) == "cannot read <data>/galleries/g nor <HF cache>/models--a"
 
 
+@pytest.mark.isolated  # runs OpenVINO: in a child process (tests/conftest.py says why)
 def test_image_tower_is_built_in_a_startup_step(tmp_path, monkeypatch, tiny_cfg):
     """The ViT's one-time OpenVINO export (minutes for BLIP-L on a small CPU) happens in the start-up step
     shown in the page, not on the first visitor's query; a restart reuses it from the compile cache."""
