@@ -34,7 +34,8 @@ def module_name(path: Path, root: Path) -> str:
     return ".".join(parts)
 
 
-def project_modules(root: Path, packages: Iterable[str] = PACKAGES, scripts: Iterable[str] = SCRIPTS) -> dict[str, Path]:
+def project_modules(root: Path, packages: Iterable[str] = PACKAGES,
+                    scripts: Iterable[str] = SCRIPTS) -> dict[str, Path]:
     """Module name -> file, for every ``.py`` of the packages and the top-level scripts."""
     files = [root / s for s in scripts if (root / s).is_file()]
     for pkg in packages:
@@ -90,7 +91,8 @@ def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
     return found
 
 
-def import_graph(root: Path, packages: Iterable[str] = PACKAGES, scripts: Iterable[str] = SCRIPTS) -> dict[str, set[str]]:
+def import_graph(root: Path, packages: Iterable[str] = PACKAGES,
+                 scripts: Iterable[str] = SCRIPTS) -> dict[str, set[str]]:
     """Module -> the project modules it imports."""
     modules = project_modules(root, packages, scripts)
     return {name: imports_of(name, path, modules) for name, path in modules.items()}
