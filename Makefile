@@ -29,9 +29,9 @@ run: $(STAMP)
 test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
-## The fast lane: everything but the live-server and browser tests (no app server, no Chromium)
+## The fast lane: no live server, no browser, no slow (multi-second) tests
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not browser and not live"
+	$(BIN)/python -m pytest -m "not browser and not live and not slow"
 
 ## Debian's Chromium + ChromeDriver for the browser tests (installed only when missing)
 browser:
