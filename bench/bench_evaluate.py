@@ -20,22 +20,20 @@ import json
 import logging
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import pandas as pd
+import torch
 
-from covr_core.combiners import MLPCombiner, save_mlp_combiner  # noqa: E402
-from covr_core.datasets.cirr import load_cirr_split, load_cirr_triplets  # noqa: E402
-from covr_core.gallery import Gallery  # noqa: E402
-from covr_core.types import EncoderInfo  # noqa: E402
-from precompute import evaluate  # noqa: E402
+from covr_core.combiners import MLPCombiner, save_mlp_combiner
+from covr_core.datasets.cirr import load_cirr_split, load_cirr_triplets
+from covr_core.gallery import Gallery
+from covr_core.types import EncoderInfo
+from precompute import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 CIRR = ROOT / "tests" / "data" / "cirr"

@@ -14,16 +14,12 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "bench"), str(REPO / "tests")]
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+import torch
+from PIL import Image
 
 TEXTS = ["make the dog sit on a red sofa", "same scene at night, with snow (and two cats)!"]
 DEFAULT_VARIANTS = ("transformers:float32", "sdpa:float32", "openvino:float32", "onnxruntime:float32",
@@ -33,7 +29,7 @@ DEFAULT_VARIANTS = ("transformers:float32", "sdpa:float32", "openvino:float32", 
 def main(argv: list[str] | None = None) -> int:
     """Run the comparison; JSON lines on stdout."""
     from bench_query_latency import random_model
-    from helpers.blip_reference import hand_query
+    from tests.helpers.blip_reference import hand_query
 
     from covr_core.blip import make_blip_encoder
     from covr_core.text import build_blip_tokenizer

@@ -19,15 +19,12 @@ import json
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "bench"), str(REPO / "tests")]
 
-import torch  # noqa: E402
+import torch
 
 BASELINE = "transformers:float32:32:2"
 DEFAULT_VARIANTS = (BASELINE, "openvino:float32:8:1", "openvino:bfloat16:8:1", "sdpa:bfloat16:8:1")

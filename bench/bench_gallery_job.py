@@ -21,11 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+from PIL import Image
 
 
 def make_images(folder: Path, n: int, size=(500, 375), seed: int = 0) -> Path:
@@ -50,7 +48,7 @@ def make_images(folder: Path, n: int, size=(500, 375), seed: int = 0) -> Path:
 
 def make_videos(folder: Path, n: int, frames: int = 120) -> tuple[Path, Path]:
     """``n`` WebVid-like clips (320x180, 12 s at 10 fps) + a CSV naming them as targets."""
-    from helpers.media_files import write_test_clip
+    from tests.helpers.media_files import write_test_clip
 
     rows = []
     for i in range(n):
@@ -134,7 +132,7 @@ def main(argv=None) -> int:
             folder = workdir / label
             if not folder.exists():
                 if label == "blip-tiny":
-                    from helpers.tiny_blip import make_tiny_blip_folder
+                    from tests.helpers.tiny_blip import make_tiny_blip_folder
 
                     make_tiny_blip_folder(folder)
                 else:

@@ -29,20 +29,17 @@ import logging
 import os
 import platform
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
 
-from covr_core.blip import make_blip_encoder  # noqa: E402
-from covr_core.convert import build_blip_model  # noqa: E402
-from covr_core.text import build_blip_tokenizer  # noqa: E402
+from covr_core.blip import make_blip_encoder
+from covr_core.convert import build_blip_model
+from covr_core.text import build_blip_tokenizer
 
 TEXT = "make the dog sit on a red sofa in a bright living room"
 CASES = ("full_query", "text_edit", "image_embedding")

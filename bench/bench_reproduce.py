@@ -22,9 +22,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 
-from helpers.real_cirr import build_real_cirr  # noqa: E402
+from tests.helpers.real_cirr import build_real_cirr
 
 
 def main() -> None:

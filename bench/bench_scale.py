@@ -29,11 +29,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-import numpy as np  # noqa: E402
-import psutil  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+import psutil
+from PIL import Image
 
 CASES = {  # name -> extra flags (every case: 2 CPUs of compute)
     "single": [],
@@ -73,7 +72,7 @@ def run_case(name: str, media: Path, blip: Path, out: Path, args) -> dict:
     cmd = [sys.executable, "-m", "precompute.gallery", "--dataset", "folder", "--root", str(media), "--out", str(out),
            "--encoder", "blip", "--blip-source", str(blip), "--device", "cpu", "--num-workers", "0",
            "--batch-size", str(args.batch_size), "--keep-parts", "--progress-every", "60", *CASES[name]]
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}", "TQDM_DISABLE": "1"}
+    env = {**os.environ, "TQDM_DISABLE": "1"}
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ps, peak, cpu, stop = psutil.Process(proc.pid), [0], {}, threading.Event()
@@ -112,7 +111,7 @@ def main(argv=None) -> int:
     t = time.perf_counter()
     if not media.is_dir():
         make_images(media, args.items, args.image_size)
-    from helpers.tiny_blip import make_tiny_blip_folder
+    from tests.helpers.tiny_blip import make_tiny_blip_folder
 
     blip = workdir / "blip-tiny"
     if not blip.is_dir():

@@ -22,20 +22,17 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import faiss  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import psutil  # noqa: E402
+import faiss
+import numpy as np
+import pandas as pd
+import psutil
 
-from covr_core import gallery_index as gi  # noqa: E402
-from covr_core.gallery import Gallery  # noqa: E402
-from covr_core.types import EncoderInfo  # noqa: E402
+from covr_core import gallery_index as gi
+from covr_core.gallery import Gallery
+from covr_core.types import EncoderInfo
 
 
 def clustered(

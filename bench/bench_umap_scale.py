@@ -23,10 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO)]
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def make_points(path: Path, n: int, dim: int = 256, centres: int = 2000, seed: int = 0) -> Path:

@@ -20,19 +20,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import av  # noqa: E402
+import av
 
-from covr_core.media import probe_video, sample_frame_indices  # noqa: E402
-from covr_core.media_video import _read_frames  # noqa: E402
-from helpers.media_files import decode_frame_index, write_test_clip  # noqa: E402
+from covr_core.media import probe_video, sample_frame_indices
+from covr_core.media_video import _read_frames
+from tests.helpers.media_files import decode_frame_index, write_test_clip
 
 
 def naive_seek_read(path: Path, indices: list[int], fps: float) -> tuple[list, int]:

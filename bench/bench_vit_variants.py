@@ -18,18 +18,14 @@ import copy
 import json
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import torch
+import torch.nn.functional as F
 
-from covr_core.artifact_cache import default_cache  # noqa: E402
-from covr_core.vision_backends import build_vision_runner  # noqa: E402
+from covr_core.artifact_cache import default_cache
+from covr_core.vision_backends import build_vision_runner
 
 DEFAULT_VARIANTS = ("transformers:fp32", "transformers:bf16", "sdpa:fp32", "sdpa:fp32:cl", "sdpa:bf16",
                     "sdpa:autocast", "openvino:fp32", "openvino:bf16", "onnxruntime:fp32", "compile:bf16")

@@ -15,6 +15,7 @@ import numpy as np
 
 from covr_core.atomic import atomic_write_json
 from covr_core.datasets.cirr import CirrTriplet
+from covr_core.ranking import check_scores, cirr_subset_order, column_lookup, mask_references, topk_stable
 
 RECALL_FILE = "recalls_cirr.json"
 SUBSET_FILE = "recalls_cirr_subset.json"
@@ -24,17 +25,15 @@ TOP_RECALL, TOP_SUBSET = 50, 3
 def write_cirr_submission(scores: np.ndarray, gallery_ids: Sequence[str], triplets: Sequence[CirrTriplet],
                           out_dir: str | Path) -> tuple[Path, Path]:  # fmt: skip
     """Write both submission files into ``out_dir``; returns (recall file, subset file)."""
-    from covr_core import metrics as m  # late import: metrics re-exports this module
-
-    lookup = m._column_lookup(gallery_ids)
-    s = m._reference_masked(m._check_scores(scores, len(triplets), len(gallery_ids)), lookup, triplets)
-    top = m.topk_stable(s, TOP_RECALL)
+    lookup = column_lookup(gallery_ids)
+    s = mask_references(check_scores(scores, len(triplets), len(gallery_ids)), lookup, triplets)
+    top = topk_stable(s, TOP_RECALL)
     gids = [str(g) for g in gallery_ids]
     recall: dict = {"version": "rc2", "metric": "recall"}
     for t, row in zip(triplets, top):
         recall[str(t.pairid)] = [gids[c] for c in row if gids[c] != t.reference][:TOP_RECALL]
     subset: dict = {"version": "rc2", "metric": "recall_subset"}
-    for t, names in zip(triplets, m._subset_order(s, lookup, triplets)):
+    for t, names in zip(triplets, cirr_subset_order(s, lookup, triplets)):
         subset[str(t.pairid)] = names[:TOP_SUBSET]
     out = Path(out_dir)
     return atomic_write_json(out / RECALL_FILE, recall, indent=None), atomic_write_json(

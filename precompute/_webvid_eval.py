@@ -15,6 +15,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from covr_core.metrics import CIRR_KS
+from covr_core.ranking import target_ranks
+
 log = logging.getLogger(__name__)
 
 
@@ -30,8 +33,6 @@ def video_codes(reference_ids: Sequence[str], target_ids: Sequence[str]) -> tupl
 def webvid_metrics(scores: np.ndarray, target_cols: np.ndarray) -> dict:
     """WebVid-CoVR recalls from masked scores: ``target_cols[i]`` is query i's target column (CoVR's R@K,
     ``meanR3``, ``meanR4``); equals ``covr_core.metrics.webvid_recalls`` when every target is distinct."""
-    from covr_core.metrics import CIRR_KS, target_ranks
-
     ranks = target_ranks(scores, target_cols)
     out = {f"R@{k}": float(100.0 * np.mean((ranks > 0) & (ranks <= k))) for k in CIRR_KS}
     out["n_queries"] = int(len(ranks))

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from covr_core.atomic import atomic_write_bytes
+from covr_core.cirr_submission import write_cirr_submission
 from covr_core.types import WEIGHT_NAMES, QueryEmbeddings
 
 from precompute._common import make_parser, provenance, setup_logging
@@ -175,7 +176,7 @@ def _evaluate_one(benchmark: str, name: str, scores: np.ndarray, qs: QuerySet, g
         return metrics.evaluate_cirr(scores, gallery_ids, triplets)
     sub_dir = out / "submissions" / name
     sub_dir.mkdir(parents=True, exist_ok=True)
-    paths = metrics.write_cirr_submission(scores, gallery_ids, triplets, sub_dir)
+    paths = write_cirr_submission(scores, gallery_ids, triplets, sub_dir)
     return {"submission": [Path(p).relative_to(out).as_posix() for p in paths]}
 
 

@@ -1,9 +1,12 @@
-"""Suite-wide hooks: tests marked ``isolated`` run in a fresh Python process.
+"""Suite-wide hooks.
 
-Why: on an x86 KVM guest with AMX (the CI machines of this project), a pytest process that has run OpenVINO
-inference later dies with SIGSEGV (``si_code`` SI_KERNEL, at a syscall's return in the main thread), tests
-after it included. Such tests run in a child ``pytest`` of their own node id; the parent reports the child's
-outcome (pass, skip with its reason, or failure with the child's output), so nothing is hidden.
+- Lanes: every test that talks to a live ``app.py`` server is marked ``live``. ``make test-fast`` runs
+  ``-m "not browser and not live and not slow"`` (no server, no Chromium); ``make test`` runs all.
+- Tests marked ``isolated`` run in a fresh Python process. Why: on an x86 KVM guest with AMX (the CI
+  machines of this project), a pytest process that has run OpenVINO inference later dies with SIGSEGV
+  (``si_code`` SI_KERNEL, at a syscall's return in the main thread), tests after it included. Such tests run
+  in a child ``pytest`` of their own node id; the parent reports the child's outcome (pass, skip with its
+  reason, or failure with the child's output), so nothing is hidden.
 """
 
 from __future__ import annotations
@@ -15,11 +18,19 @@ import sys
 
 import pytest
 
+LIVE_FIXTURES = {"live_app"}
 CHILD_ENV = "COVR_TEST_ISOLATED_CHILD"
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "isolated: runs in a fresh Python process (tests/conftest.py says why)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``live`` each test that uses the live-server fixture (directly or through another fixture)."""
+    for item in items:
+        if LIVE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.live)
 
 
 @pytest.hookimpl(tryfirst=True)

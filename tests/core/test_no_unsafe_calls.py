@@ -3,11 +3,11 @@
 Scans every ``.py`` file of the project (covr_core, explorer, precompute, app.py, bench) with ``ast``
 and fails listing ``file:line`` for calls to:
 
-* ``pickle.load/loads/Unpickler`` (also ``cPickle``, ``_pickle``, ``dill``, ``cloudpickle``), except in
-  ``covr_core/safe_load.py``, the restricted checkpoint unpickler;
+* ``pickle.load/loads/Unpickler`` (also ``cPickle``, ``_pickle``, ``dill``, ``cloudpickle``): checkpoints
+  load through ``covr_core/safe_load.py``, which uses torch's weights-only unpickler;
 * ``joblib.load``, ``pandas.read_pickle``, ``marshal.load(s)``, ``shelve.open``;
 * the builtins ``eval`` / ``exec`` (``model.eval()`` is a method and is fine);
-* ``torch.load`` without ``weights_only=True`` (``safe_load.py`` may pass its own ``pickle_module``);
+* ``torch.load`` without ``weights_only=True``;
 * ``numpy.load(..., allow_pickle=True)``; ``yaml.load`` without a safe loader, ``yaml.unsafe_load``.
 
 Imports are resolved (``import pickle as p; p.loads``, ``from torch import load``), so aliases are caught.
@@ -22,7 +22,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCANNED = ["covr_core", "explorer", "precompute", "bench", "app.py"]
-SAFE_LOAD = "covr_core/safe_load.py"
 
 PICKLE_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle"}
 PICKLE_CALLS = {f"{m}.{f}" for m in PICKLE_MODULES for f in ("load", "loads", "Unpickler")}
@@ -90,13 +89,11 @@ class _Scanner(ast.NodeVisitor):
     def _reason(self, name: str, node: ast.Call) -> str | None:
         kw = {k.arg: k.value for k in node.keywords if k.arg}
         if name in PICKLE_CALLS:
-            return None if self.rel == SAFE_LOAD else "pickle outside covr_core/safe_load.py"
+            return "pickle unpickles arbitrary objects"
         if name in ALWAYS_BAD:
             return ALWAYS_BAD[name]
         if name == "torch.load":
             if _is_true(kw.get("weights_only")):
-                return None
-            if self.rel == SAFE_LOAD and "pickle_module" in kw:
                 return None
             return "torch.load without weights_only=True"
         if name == "numpy.load" and _is_true(kw.get("allow_pickle")):
@@ -182,8 +179,8 @@ def test_scanner_allows_safe_calls(source):
     assert scan_source(source, "covr_core/example.py") == []
 
 
-def test_restricted_unpickler_is_allowed_only_in_safe_load():
+def test_no_file_is_exempt():
+    """Not even the checkpoint loader may unpickle by itself or hand torch.load a pickle module."""
     source = "import pickle, torch\nclass R(pickle.Unpickler):\n    pass\npickle.Unpickler(f)\n" \
              "torch.load(f, weights_only=False, pickle_module=m)"
-    assert scan_source(source, SAFE_LOAD) == []
-    assert len(scan_source(source, "covr_core/other.py")) == 2
+    assert len(scan_source(source, "covr_core/safe_load.py")) == 2

@@ -16,7 +16,7 @@ from PIL import Image
 
 from covr_core.blip import CLIP_MEAN, CLIP_STD
 from covr_core.text import ENC_TOKEN_ID, pre_caption
-from helpers.tiny_blip import TINY_IMAGE_SIZE
+from .tiny_blip import TINY_IMAGE_SIZE
 
 
 def _lin(x, mod):

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from helpers.media_files import write_corrupt_mp4, write_not_an_image, write_test_clip, write_truncated_png
+from .media_files import write_corrupt_mp4, write_not_an_image, write_test_clip, write_truncated_png
 
 CIRR_PREFIX = {"val": ("dev", "dev"), "test1": ("test1", "test1"), "train": ("train", "train")}
 WORDS = ("red", "blue", "dog", "cat", "beach", "car", "tree", "two", "small", "bright", "night", "snow")

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from covr_core import metrics
+from covr_core.cirr_submission import validate_cirr_submission
 from covr_core.combiners import MLPCombiner, combine, load_mlp_combiner, save_mlp_combiner
 from covr_core.datasets.cirr import CirrTriplet
 from covr_core.gallery import Gallery
@@ -153,7 +154,7 @@ def test_cirr_test1_writes_submission_files(planted, tmp_path) -> None:
         recall, subset = out / "submissions" / name / "recalls_cirr.json", out / "submissions" / name / "recalls_cirr_subset.json"
         assert report["results"][name]["submission"] == [p.relative_to(out).as_posix() for p in (recall, subset)]
         for path in (recall, subset):
-            assert metrics.validate_cirr_submission(path, triplets, s.gallery_ids) == []
+            assert validate_cirr_submission(path, triplets, s.gallery_ids) == []
         # the submission ranks by the same scores as the per-query table
         sub = json.loads(recall.read_text())
         pq = pd.read_parquet(out / "per_query.parquet")

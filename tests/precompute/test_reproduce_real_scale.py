@@ -156,7 +156,7 @@ def test_lite_report_files_and_provenance(lite_run):
     assert cap == hashlib.sha256((work / "CIRR" / "captions" / "cap.rc2.val.json").read_bytes()).hexdigest()
     # the CIRR test1 submission files of every combiner, valid for the server
     from covr_core.datasets.cirr import CirrDataset
-    from covr_core.metrics import validate_cirr_submission
+    from covr_core.cirr_submission import validate_cirr_submission
 
     test1 = CirrDataset(work / "CIRR", "test1")
     subs = sorted(p.parent.name for p in (report / "submissions").glob("*/recalls_cirr.json"))
