@@ -19,6 +19,7 @@ from covr_core.types import EncoderInfo
 from explorer.browse import Benchmark, find_benchmarks, load_benchmark
 from explorer.curation import CurationStore
 from explorer.export import manifest_hash
+from explorer.near_duplicates import NearDuplicateFinder
 from explorer.spaces import gpu
 
 log = logging.getLogger(__name__)
@@ -32,15 +33,14 @@ FILE_URL = "/gradio_api/file="
 class Session:
     """Per-user state: the current reference, the benchmark context and the last search (JSON-able)."""
 
-    reference_key: str | None = None
+    reference_key: str | None = None  #: encoder cache key of the current reference image
     reference_label: str = "upload"
-    reference_id: str | None = None  #: gallery id of the reference when it comes from a gallery/benchmark
+    #: gallery id of the reference when it comes from a gallery/benchmark; like the benchmark context it
+    #: belongs to ``reference_key``: another reference image ends both (explorer.search.remember_reference)
+    reference_id: str | None = None
     benchmark: str | None = None
     query_id: str | None = None
     target_id: str | None = None
-    benchmark_key: str | None = (
-        None  #: cache key of the benchmark's reference (another image ends the context)
-    )
     selected: int | None = None  #: index of the clicked result
     last: dict[str, Any] | None = None  #: JSON record of the last search
     last_query: list[float] | None = None  #: the last combined query vector (for the map)
@@ -95,6 +95,7 @@ class Services:
         self.mlp = mlp
         self.encoder_reason = encoder_reason
         self.curation = CurationStore(self.data_dir / "curated")
+        self.near_duplicates = NearDuplicateFinder()
         self.cache_dir = self.data_dir / "cache" / "app"
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self._galleries: dict[str, Any] = {}
@@ -255,10 +256,11 @@ class Services:
             return self.encoder.prepare_reference(image)
 
     @gpu
-    def encode_query(self, image: Any, text: str) -> Any:
-        """The three query embeddings (the reference comes from the cache when prepared)."""
+    def encode_query(self, image: Any, text: str, key: str | None = None) -> Any:
+        """The three query embeddings (the reference comes from the cache when prepared; ``key``, the key
+        ``prepare_reference`` returned for ``image``, saves hashing it again)."""
         with self._encode_lock:
-            return self.encoder.encode_query(image, text)
+            return self.encoder.encode_query(image, text, key=key)
 
     # ---- galleries ----------------------------------------------------------------------------------
     def gallery_entries(self) -> dict[str, GalleryEntry]:
