@@ -55,5 +55,24 @@ def run_benchmark_query(
                          f"benchmark:{bench_name}:{query_id}")
     remember_reference(session, ref.key, ref.gallery_id, ref.label)
     session.benchmark, session.query_id, session.target_id = bench_name, str(query_id), view.detail["target"]
-    result = run_with_session(services, session, ref, view.detail["caption"], [comb], view.gallery, k)
+    is_video = bool(view.reference_media) and view.reference_media != view.reference_path
+    result = run_with_session(services, session, ref, view.detail["caption"], [comb], view.gallery, k,
+                              reference_kind="video" if is_video else "image")
     return BenchmarkRun(view=view, combiner=comb, result=result, note=note)
+
+
+def protocol_description(services: Any, bench_name: str) -> str:
+    """What the benchmark table's ranks count, in one line (the same scope Search states)."""
+    from explorer.search import benchmark_protocol
+
+    bench = services.get_benchmark(bench_name)
+    proto = benchmark_protocol(bench)
+    gname = services.gallery_for_benchmark(bench)
+    if proto.name == "webvid":
+        n = len(proto.candidates or ())
+        return (f"Ranks: the target's position among the {n} videos of this evaluation (WebVid-CoVR protocol: "
+                "the targets of all its rows; the reference's own video removed). Search uses the same scope "
+                "when you open a query there.")
+    n = len(services.get_gallery(gname))
+    return (f"Ranks: the target's position among the {n - 1} other items of `{gname}` (CIRR protocol: the "
+            "reference removed). Search uses the same scope when you open a query there.")

@@ -243,34 +243,39 @@ def benchmark_protocol(bench: Any) -> Protocol:
 def run_with_session(
     services: Any, session: Any, reference: Reference, text: str, combiners: list[str],
     gallery_name: str | None, k: int, kind: str = "all", hide_near_duplicates: bool = True,
+    reference_kind: str = "image", remember: bool = True,
 ) -> QueryResult:
-    """One query for the page with the session's ground truth and protocol; the first combiner's search is
-    remembered (``session.last``: the record that is pinned, ``session.last_query``: for the map)."""
+    """One query for the page with the session's ground truth and protocol. With ``remember`` the first
+    combiner's search becomes ``session.last`` (the record that is pinned) and ``session.last_query``."""
     protocol = session_protocol(services, session, kind, hide_near_duplicates)
     result = run_query(services, reference, text, combiners, gallery_name, k, session.target_id, protocol)
-    out = next(iter(result.outcomes.values()))
-    session.last = result_record(
-        out,
-        services.info,
-        services.gallery_hash(out.gallery),
-        query={
-            "reference": session.reference_label,
-            "benchmark": session.benchmark,
-            "query_id": session.query_id,
-            "excluded_ids": result.removed.reference,
-            "hidden_near_duplicates": result.removed.near_duplicates,
-        },
-    )
-    session.last_query = [round(float(v), 6) for v in out.query]
+    if remember:
+        out = next(iter(result.outcomes.values()))
+        session.last = result_record(
+            out,
+            services.info,
+            services.gallery_hash(out.gallery),
+            query={
+                "reference": session.reference_label,
+                "reference_kind": reference_kind,
+                "benchmark": session.benchmark,
+                "query_id": session.query_id,
+                "excluded_ids": result.removed.reference,
+                "hidden_near_duplicates": result.removed.near_duplicates,
+            },
+        )
+        session.last_query = [round(float(v), 6) for v in out.query]
     return result
 
 
 def search_with_session(
     services: Any, session: Any, image: Any, video: Any, text: str, combiners: str | list[str],
     gallery_name: str | None, k: int, kind: str = "all", hide_near_duplicates: bool = True,
+    remember: bool = True,
 ) -> QueryResult:
     """The /search and /compare handler without the UI: the page's reference, then ``run_with_session``."""
     names = [combiners] if isinstance(combiners, str) else list(combiners)
     reference = session_reference(services, session, image, video)
+    is_video = bool(video) or str(session.reference_label).startswith("video:")
     return run_with_session(services, session, reference, text, names, gallery_name, k, kind,
-                            hide_near_duplicates)
+                            hide_near_duplicates, "video" if is_video else "image", remember)

@@ -59,9 +59,15 @@ def build_demo(services: Services) -> gr.Blocks:
     gr.set_static_paths([str(plotly_js_path()), *(str(p) for p in services.media_roots())])
     from explorer.safety import delete_cache_setting
 
+    from explorer.intro import intro_markdown, lite_banner
+
     with gr.Blocks(title="CoVR Explorer", delete_cache=delete_cache_setting()) as demo:
         session = gr.State(None)
-        header = gr.Markdown(services.header_markdown(), elem_id="covr-header")
+        gr.Markdown(intro_markdown(), elem_id="covr-intro")
+        banner = lite_banner(services.info)
+        gr.Markdown(banner, elem_id="covr-banner", visible=bool(banner))
+        with gr.Accordion("Encoder, checkpoint and gallery", open=False, elem_id="covr-details"):
+            header = gr.Markdown(services.header_markdown(), elem_id="covr-header")
         with gr.Tabs() as tabs:
             with gr.Tab("Search", id="search"):
                 search = build_search_tab(services, session, header)
@@ -92,6 +98,7 @@ def launch_kwargs(services: Services) -> dict[str, Any]:
     return {
         "allowed_paths": [str(p) for p in services.media_roots()],
         "css_paths": [str(STATIC_DIR / "app.css")],
+        "js": str(STATIC_DIR / "app.js"),
         "max_file_size": f"{int(services.settings.limits.max_upload_mb)}mb",
         "share": False,
         "show_error": True,
