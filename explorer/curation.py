@@ -85,73 +85,14 @@ class CurationStore:
         return len(list(self.folder.glob("*.json")))
 
 
-def item_image(services: Any, gallery_name: str, item_id: str) -> Image.Image:
-    """An item as a still image (videos give their middle frame)."""
-    from covr_core.media import load_image, middle_frame
-    from explorer.search import is_video_path
-
-    path = services.item_path(gallery_name, item_id)
-    return middle_frame(path) if is_video_path(path) else load_image(path)
-
-
-def render_record(
-    services: Any, record: dict[str, Any], reference: Image.Image | None, top_n: int = 5
-) -> Image.Image:
-    """The report PNG of a pinned record: reference -> text -> top ``top_n`` results (target outlined)."""
-    from explorer.export import ResultTile, render_example_png
-
-    tiles = []
-    for r in record.get("results", [])[:top_n]:
-        try:
-            img = item_image(services, record["gallery"], r["id"])
-        except (KeyError, ValueError, OSError) as exc:
-            log.warning("result %s not renderable: %s", r.get("id"), exc)
-            img = Image.new("RGB", (224, 224), (220, 220, 220))
-        tiles.append(
-            ResultTile(img, f"#{r['rank']} · {float(r['score']):.3f} · {r['id']}", bool(r.get("is_target")))
-        )
-    ref = reference if reference is not None else Image.new("RGB", (224, 224), (220, 220, 220))
-    title = f"{record.get('combiner')} · {record.get('encoder')} · {record.get('gallery')}"
-    q = record.get("query") or {}
-    return render_example_png(
-        ref,
-        str(record.get("text", "")),
-        tiles,
-        title=title,
-        reference_caption=str(q.get("reference") or "reference"),
-    )
-
-
-def export_pinned(services: Any, example_ids: list[str] | None, out_dir: str | Path) -> Path:
-    """ZIP of the given pinned examples (all when ``example_ids`` is empty/None); returns the ZIP's path."""
-    from explorer.export import write_export_zip
-
-    store: CurationStore = services.curation
-    records = store.list() if not example_ids else [store.get(i) for i in example_ids]
-    if not records:
-        raise ValueError("Nothing to export: pin an example in the Search tab first.")
-    entries = [(rec, render_record(services, rec, store.reference_image(rec["id"]))) for rec in records]
-    name = (
-        "covr-examples-"
-        + (records[0]["id"] if len(records) == 1 else time.strftime("%Y%m%d-%H%M%S"))
-        + ".zip"
-    )
-    return write_export_zip(entries, Path(out_dir) / name)
-
-
 def pinned_table(store: CurationStore) -> list[list[Any]]:
-    """Rows for the Curate tab's list: id, text, combiner, target rank, top-1, gallery."""
+    """Rows for the Curate tab's list: id, text, combiner, target rank (with its scope), top-1, gallery."""
     rows = []
     for r in store.list():
         top1 = r.get("results", [{}])[0].get("id", "") if r.get("results") else ""
-        rows.append(
-            [
-                r["id"],
-                r.get("text", ""),
-                r.get("combiner", ""),
-                r.get("target_rank") or "",
-                top1,
-                r.get("gallery", ""),
-            ]
-        )
+        scope = r.get("rank_scope") or {}
+        rank = r.get("target_rank") or ""
+        if rank and scope.get("candidates"):
+            rank = f"{rank} of {scope['candidates']} {scope.get('noun', 'items')}"
+        rows.append([r["id"], r.get("text", ""), r.get("combiner", ""), rank, top1, r.get("gallery", "")])
     return rows

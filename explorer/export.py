@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from matplotlib.figure import Figure
 from PIL import Image
 
-from explorer.export_figure import FigureOptions, Panel, render_example, smart_quotes
+from explorer.export_figure import FigureOptions, Panel, render_example, smart_quotes, unquoted
 from explorer.figure_style import FORMATS, PNG_DPI, rc_params
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def latex_escape(text: str) -> str:
 
 def latex_quoted(text: str) -> str:
     """User text in LaTeX typographic quotes: ````text''``, inner double quotes as `` `...' ``."""
-    body = " ".join(str(text).split()).strip().strip('"“”')
+    body = unquoted(text)
     out = []
     for i, ch in enumerate(body):
         prev = body[i - 1] if i else " "

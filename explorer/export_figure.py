@@ -78,10 +78,18 @@ class Panel:
     is_target: bool = False
 
 
+def unquoted(text: str) -> str:
+    """The text on one line, without one pair of quotes around all of it (they are added back)."""
+    body = " ".join(str(text).split())
+    if len(body) >= 2 and body[0] in "\"“" and body[-1] in "\"”":
+        body = body[1:-1].strip()
+    return body
+
+
 def smart_quotes(text: str) -> str:
     """The text in typographic double quotes. Straight quotes inside become typographic single quotes
     (quotes nested in quotes), apostrophes become ’: ``say "hi"`` -> ``“say ‘hi’”``."""
-    body = " ".join(str(text).split()).strip().strip('"“”')
+    body = unquoted(text)
     out = []
     for i, ch in enumerate(body):
         prev = body[i - 1] if i else " "

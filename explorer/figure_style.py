@@ -88,8 +88,11 @@ def new_figure(preset: str, height_in: float, font_pt: float = DEFAULT_FONT_PT) 
     """
     import matplotlib
 
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     with matplotlib.rc_context(rc_params(font_pt)):
         fig = Figure(figsize=(column_width(preset), float(height_in)), dpi=100)
+    FigureCanvasAgg(fig)  # renderable (text extents) without pyplot
     fig._covr_font_pt = check_font_pt(font_pt)  # type: ignore[attr-defined]
     return fig
 
