@@ -37,8 +37,9 @@ KIND_CHOICES = {"all items": "all", "images": "image", "videos": "video"}
 
 
 def default_combiner(combiners: list[str]) -> str:
-    """MLP when trained weights are loaded, else AVG, else the first available."""
-    return next((c for c in ("MLP", "AVG") if c in combiners), combiners[0])
+    """MLP when trained weights are loaded, else NA (plain CoVR: in the study's Table 3 AVG is never better
+    than NA), else the first available."""
+    return next((c for c in ("MLP", "NA") if c in combiners), combiners[0])
 
 
 def is_video_path(path: str | Path | None) -> bool:

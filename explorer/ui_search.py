@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -357,8 +359,9 @@ def _examples(services: Services, rows: list[list[str]], ref_image: gr.Image, te
         s = Session()
         res = search_with_session(services, s, image, None, txt, comb, services.default_gallery, 12)
         out = res.outcomes[comb]
-        return (gr.Gallery(value=gallery_value(out, services.cache_dir / "outlined"), selected_index=None),
-                weights_bar_figure(out.weights, comb), outcome_markdown(out), s.last)
+        # plain values: a cached example cannot return component updates
+        return (gallery_value(out, services.cache_dir / "outlined"), weights_bar_figure(out.weights, comb),
+                outcome_markdown(out), s.last)
 
     @user_errors
     def adopt(image: str, txt: str, comb: str, s: Session | None) -> Session:
@@ -369,9 +372,10 @@ def _examples(services: Services, rows: list[list[str]], ref_image: gr.Image, te
             search_with_session(services, s, image, None, txt, comb, services.default_gallery, 12)
         return s
 
-    folder = services.cache_dir / "examples" / (
-        f"{services.info.name}-{services.info.short_sha}-{services.gallery_hash(services.default_gallery)[:12]}"
-    )
+    # one cache per encoder checkpoint, gallery build and set of rows: a change of any never shows stale results
+    key = hashlib.sha256(json.dumps([services.info.name, services.info.version, services.info.checkpoint_sha256,
+                                     services.gallery_hash(services.default_gallery), rows]).encode()).hexdigest()
+    folder = services.cache_dir / "examples" / key[:16]
     with _examples_cache(folder):
         ex = gr.Examples(
             examples=rows,
@@ -383,6 +387,7 @@ def _examples(services: Services, rows: list[list[str]], ref_image: gr.Image, te
             label="Examples: click a row to run it (reference · text · combiner)",
             examples_per_page=len(rows),
             api_name="run_example",
+            elem_id="examples",
         )
     ex.cache_event.then(adopt, [ref_image, text, combiner, session], [session], api_name="adopt_example",
                         api_visibility="private")
