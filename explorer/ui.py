@@ -98,7 +98,7 @@ def launch_kwargs(services: Services) -> dict[str, Any]:
     return {
         "allowed_paths": [str(p) for p in services.media_roots()],
         "css_paths": [str(STATIC_DIR / "app.css")],
-        "js": str(STATIC_DIR / "app.js"),
+        "js": (STATIC_DIR / "app.js").read_text(),
         "max_file_size": f"{int(services.settings.limits.max_upload_mb)}mb",
         "share": False,
         "show_error": True,

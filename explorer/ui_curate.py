@@ -45,7 +45,7 @@ def build_curate_tab(services: Services, session: gr.State, search: SearchTab) -
         refresh_btn = gr.Button("Refresh", scale=1)
         remove_btn = gr.Button("Remove selected", scale=1)
     with gr.Row():
-        preset = gr.Radio([(f"single column ({w} in)", k) for k, w in COLUMN_WIDTHS_IN.items()],
+        preset = gr.Radio([(f"{k} column ({w} in)", k) for k, w in COLUMN_WIDTHS_IN.items()],
                           value="single", label="Figure width", min_width=200, elem_id="fig-preset")
         n_results = gr.Slider(1, MAX_RESULTS, value=4, step=1, label="results shown", min_width=160)
         font_pt = gr.Slider(MIN_FONT_PT, 12, value=8, step=0.5, label="font size (pt, at print size)",
@@ -58,7 +58,7 @@ def build_curate_tab(services: Services, session: gr.State, search: SearchTab) -
         export_one = gr.Button("Export selected (ZIP)", variant="primary")
         export_all = gr.Button("Export all (ZIP)")
     preview = gr.Image(label="report figure (preview)", type="pil", interactive=False, elem_id="fig-preview")
-    zip_file = gr.File(label="export", interactive=False)
+    zip_file = gr.File(label="export", interactive=False, elem_id="export-file")
 
     def refresh() -> list[list[Any]]:
         return pinned_table(services.curation)

@@ -47,3 +47,25 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture()
+def open_page(browser, live_app):
+    """``open_page(query="", width=1400, height=1000)`` -> a loaded page of the live app (Search ready);
+    ``page.errors`` collects the page's JavaScript errors. Contexts are closed after the test."""
+    contexts = []
+
+    def open_(query: str = "", width: int = 1400, height: int = 1000):
+        ctx = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+        contexts.append(ctx)
+        pg = ctx.new_page()
+        errors: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(live_app.url + query, wait_until="domcontentloaded")
+        pg.wait_for_selector("#search-btn", timeout=120_000)
+        pg.errors = errors  # type: ignore[attr-defined]
+        return pg
+
+    yield open_
+    for ctx in contexts:
+        ctx.close()

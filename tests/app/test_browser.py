@@ -12,19 +12,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 @pytest.fixture()
-def page(browser, live_app):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-    pg = ctx.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.goto(live_app.url, wait_until="domcontentloaded")
-    pg.wait_for_selector("#search-btn", timeout=120_000)
-    pg.errors = errors  # type: ignore[attr-defined]
-    yield pg
-    ctx.close()
+def page(open_page):
+    return open_page()
 
 
 def test_upload_type_search_shows_k_results(page, output_dir):
+    page.locator("#covr-details").get_by_text("Encoder, checkpoint and gallery").click()  # the details panel
     header = page.locator("#covr-header").inner_text()
     assert "Encoder" in header and os.environ.get("COVR_TEST_ENCODER", "lite") in header
     page.set_input_files("#ref-image input[type=file]", str(REPO / "assets" / "images" / "apple.jpg"))
