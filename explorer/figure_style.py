@@ -11,18 +11,20 @@ Figure 1, ...). Import it; do not copy it.
 
 Usage::
 
-    from explorer.figure_style import new_figure, save_figure
-    fig = new_figure("single", height_in=1.6, font_pt=8)
-    ax = fig.add_subplot()
-    ...
+    from explorer.figure_style import new_figure, paper_style, save_figure, too_small_text
+    with paper_style(8):
+        fig = new_figure("single", height_in=1.6, font_pt=8)
+        ax = fig.add_subplot()
+        ...
     save_figure(fig, out_dir / "figure1")  # figure1.pdf, figure1.svg, figure1.png
     assert not too_small_text(fig)
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from matplotlib.figure import Figure
 from matplotlib.text import Text
@@ -71,6 +73,15 @@ def rc_params(font_pt: float = DEFAULT_FONT_PT) -> dict[str, Any]:
         "savefig.dpi": PNG_DPI,
         "figure.dpi": 100,
     }
+
+
+@contextlib.contextmanager
+def paper_style(font_pt: float = DEFAULT_FONT_PT) -> Iterator[None]:
+    """Build a figure inside this block so its axes, ticks and legends take the style's sizes."""
+    import matplotlib
+
+    with matplotlib.rc_context(rc_params(font_pt)):
+        yield
 
 
 def column_width(preset: str) -> float:

@@ -53,7 +53,7 @@ def build_curate_tab(services: Services, session: gr.State, search: SearchTab) -
     with gr.Row():
         show_ids = gr.Checkbox(False, label="show ids")
         show_scores = gr.Checkbox(False, label="show scores")
-        title = gr.Textbox(label="title (optional)", max_length=200, scale=2)
+        title = gr.Textbox("", label="title (optional)", max_length=200, scale=2)
     with gr.Row():
         export_one = gr.Button("Export selected (ZIP)", variant="primary")
         export_all = gr.Button("Export all (ZIP)")

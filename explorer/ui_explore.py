@@ -228,7 +228,8 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
     open_outputs = [search.ref_image, search.ref_video, search.text, search.combiner, search.gallery,
                     *search.search_outputs, tabs]
     d_open.click(open_in_search, [opened, search.k, session], open_outputs, api_name="open_query",
-                 concurrency_id="encoder")
+                 concurrency_id="encoder").success(search.clear_stale, None, search.stale_outputs,
+                                                   api_visibility="private", queue=False)
 
     def wire_deep_link(demo: gr.Blocks) -> None:
         def on_load(s: Session | None, request: gr.Request):

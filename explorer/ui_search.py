@@ -97,6 +97,8 @@ class SearchTab:
     record: gr.JSON
     search_outputs: list[Any]
     show: Any  #: callable(outcome, session, note="") -> values of ``search_outputs``
+    stale_outputs: list[Any]  #: what a new query clears (open preview, sampled frames, comparison)
+    clear_stale: Any  #: callable() -> values of ``stale_outputs``
 
 
 def _session(s: Session | None) -> Session:
@@ -156,7 +158,8 @@ def build_search_tab(services: Services, session: gr.State, header: gr.Markdown)
                 elem_id="frames",
             )
             if rows:
-                _examples(services, rows, ref_image, text, combiner, results, weights, status, record, session)
+                examples = _examples(services, rows, ref_image, text, combiner, results, weights, status, record,
+                                     session)
         with gr.Column(scale=3, min_width=280):
             text.render()
             with gr.Row():
@@ -198,24 +201,26 @@ def build_search_tab(services: Services, session: gr.State, header: gr.Markdown)
     # ------------------------------------------------------------------ outputs
     compare_outputs = [compare_md, compare_table, overlap_table, compare_box, *compare_galleries]
 
-    def cleared_compare() -> tuple:
-        return (EMPTY_COMPARE, pd.DataFrame(), pd.DataFrame(), gr.Accordion(open=False),
-                *[gr.Gallery(value=None) for _ in compare_galleries])
+    stale_outputs = [results, frames, *compare_outputs]
+
+    def clear_stale() -> tuple:
+        """What a new query makes stale: an open preview of a result (the grid shows again), the previous
+        sampled frames and comparison."""
+        return (gr.Gallery(selected_index=None), gr.Gallery(value=None, visible=False), EMPTY_COMPARE, pd.DataFrame(), pd.DataFrame(),
+                gr.Accordion(open=False), *[gr.Gallery(value=None) for _ in compare_galleries])
 
     def show(outcome: SearchOutcome, s: Session, note: str = "") -> tuple:
-        """A new outcome in the page: the grid (no open preview), weights, status, record; the previous
-        sampled frames and comparison are cleared."""
+        """A new outcome in the page: the grid (a new value closes an open preview), weights, status, record,
+        session (plain values: the /search API returns the gallery itself)."""
         return (
-            gr.Gallery(value=gallery_value(outcome, services.cache_dir / "outlined"), selected_index=None),
+            gallery_value(outcome, services.cache_dir / "outlined"),
             weights_bar_figure(outcome.weights, outcome.combiner),
             outcome_markdown(outcome, note),
             s.last,
             s,
-            gr.Gallery(value=None, visible=False),
-            *cleared_compare(),
         )
 
-    search_outputs = [results, weights, status, record, session, frames, *compare_outputs]
+    search_outputs = [results, weights, status, record, session]
 
     # ------------------------------------------------------------------ handlers (thin)
     @user_errors
@@ -333,7 +338,7 @@ def build_search_tab(services: Services, session: gr.State, header: gr.Markdown)
         search_outputs,
         api_name="search",
         concurrency_id="encoder",
-    )
+    ).success(clear_stale, None, stale_outputs, api_visibility="private", queue=False)
     compare_btn.click(
         do_compare,
         [ref_image, ref_video, text, gallery, k, kind, hide, session],
@@ -345,13 +350,15 @@ def build_search_tab(services: Services, session: gr.State, header: gr.Markdown)
     use_btn.click(use_selected, [session], [ref_image, ref_video, ref_status, session], api_name="use_as_reference")
     pin_btn.click(pin, [ref_image, ref_video, session], [status], api_name="pin")
     gallery.change(services.header_markdown, [gallery], [header], api_name="header", api_visibility="private")
+    if rows:
+        examples.success(clear_stale, None, stale_outputs, api_visibility="private", queue=False)
     return SearchTab(ref_image, ref_video, text, combiner, gallery, k, results, weights, status, record,
-                     search_outputs, show)
+                     search_outputs, show, stale_outputs, clear_stale)
 
 
 def _examples(services: Services, rows: list[list[str]], ref_image: gr.Image, text: gr.Textbox,
               combiner: gr.Dropdown, results: gr.Gallery, weights: gr.Plot, status: gr.Markdown,
-              record: gr.JSON, session: gr.State) -> None:
+              record: gr.JSON, session: gr.State) -> Any:
     """Curated example rows that run on click; each row's outputs are cached after its first use (lazy),
     in a folder per encoder checkpoint and gallery build, so no stale result is ever shown."""
 
@@ -389,8 +396,8 @@ def _examples(services: Services, rows: list[list[str]], ref_image: gr.Image, te
             api_name="run_example",
             elem_id="examples",
         )
-    ex.cache_event.then(adopt, [ref_image, text, combiner, session], [session], api_name="adopt_example",
-                        api_visibility="private")
+    return ex.cache_event.then(adopt, [ref_image, text, combiner, session], [session], api_name="adopt_example",
+                               api_visibility="private")
 
 
 def _reset_upload(s: Session) -> Session:
