@@ -90,6 +90,9 @@ def test_deep_link_rank_agrees_with_frame_record_table_and_curate(open_page, ben
     page.click("#pin-btn")
     page.wait_for_selector("#search-status :text('Pinned')", timeout=WAIT)
     page.get_by_role("tab", name="Curate").click()
+    page.locator("#pinned-table [role=gridcell]").first.wait_for(timeout=WAIT)
+    page.locator("#pinned-table").evaluate(  # the newest pin is the last row: scroll the table down
+        "t => t.querySelectorAll('*').forEach(e => { if (e.scrollHeight > e.clientHeight) e.scrollTop = e.scrollHeight; })")
     page.locator("#pinned-table [role=gridcell]", has_text=f"{rank} of {scope}").first.wait_for(timeout=WAIT)
     # the benchmark table says the same
     assert _bench_rank(page, query, combiner) == rank
@@ -281,7 +284,8 @@ def test_curate_exports_a_paper_grade_figure(open_page, output_dir):
     page.wait_for_selector("#search-status :text('Pinned')", timeout=WAIT)
     pinned_id = re.search(r"Pinned (\S+)", _status(page)).group(1)
     page.get_by_role("tab", name="Curate").click()
-    page.locator("#pinned-table [role=gridcell]", has_text=pinned_id).first.click()
+    page.get_by_label("selected example id").fill(pinned_id)  # (many pins: the table shows only some rows)
+    page.get_by_label("selected example id").press("Enter")
     page.locator("#fig-preview img").wait_for(timeout=WAIT)
     page.get_by_label("double column (6.9 in)").check()
     page.get_by_label("show ids").check()
