@@ -40,14 +40,30 @@ def main(argv: list[str] | None = None) -> int:
         qset.check_ids(gallery.items["id"].astype(str))
         ranks = evaluate_query_set(services, qset)
         for row in summarise(ranks).to_dict("records"):
-            print(json.dumps({"bench": "demo_queries", "case": row.pop("combiner"), "encoder": services.info.name,
-                              "version": services.info.version, "set": qset.name, **row}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "bench": "demo_queries",
+                        "case": row.pop("combiner"),
+                        "encoder": services.info.name,
+                        "version": services.info.version,
+                        "set": qset.name,
+                        **row,
+                    }
+                ),
+                flush=True,
+            )
         for name in services.benchmark_names():
             metrics = json.loads((services.data_dir / "evaluations" / name / "metrics.json").read_text())
             for combiner, values in metrics.get("results", {}).items():
-                shown = {k: round(float(v), 2) for k, v in values.items()
-                         if isinstance(v, (int, float)) and (k.startswith("R") or k.startswith("mean"))}
-                print(json.dumps({"bench": "demo_queries", "case": f"{name}/{combiner}", **shown}), flush=True)
+                shown = {
+                    k: round(float(v), 2)
+                    for k, v in values.items()
+                    if isinstance(v, (int, float)) and (k.startswith("R") or k.startswith("mean"))
+                }
+                print(
+                    json.dumps({"bench": "demo_queries", "case": f"{name}/{combiner}", **shown}), flush=True
+                )
     return 0
 
 

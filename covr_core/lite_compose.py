@@ -56,7 +56,10 @@ def split_modification(text: str) -> tuple[str, str]:
 def compose(f_img: np.ndarray, kept: np.ndarray, away: np.ndarray, has_away: np.ndarray) -> np.ndarray:
     """f_mm for [N, dim] (or [dim]) L2-normalised inputs; ``has_away`` [N] (or scalar) masks ``away``."""
     w = np.asarray(has_away, dtype=np.float32)[..., None] if np.ndim(has_away) else float(has_away)
-    mm = np.asarray(f_img, np.float32) + TEXT_WEIGHT * np.asarray(kept, np.float32) \
+    mm = (
+        np.asarray(f_img, np.float32)
+        + TEXT_WEIGHT * np.asarray(kept, np.float32)
         - AWAY_WEIGHT * w * np.asarray(away, np.float32)
+    )
     norm = np.linalg.norm(mm, axis=-1, keepdims=True)
     return (mm / np.maximum(norm, 1e-12)).astype(np.float32)

@@ -48,16 +48,29 @@ def run_benchmark_query(
     view = open_query(services, bench_name, str(query_id), combiner)
     if view.reference_path is None:
         raise FileNotFoundError(
-            f"the reference {view.detail['reference']!r} of query {query_id} is not in gallery {view.gallery!r}"
+            f"the reference {view.detail['reference']!r} of query {query_id} is not in gallery "
+            f"{view.gallery!r}"
         )
     comb, note = choose_combiner(combiner, services.combiners())
-    ref = make_reference(services, load_image(view.reference_path), view.detail["reference"],
-                         f"benchmark:{bench_name}:{query_id}")
+    ref = make_reference(
+        services,
+        load_image(view.reference_path),
+        view.detail["reference"],
+        f"benchmark:{bench_name}:{query_id}",
+    )
     remember_reference(session, ref.key, ref.gallery_id, ref.label)
     session.benchmark, session.query_id, session.target_id = bench_name, str(query_id), view.detail["target"]
     is_video = bool(view.reference_media) and view.reference_media != view.reference_path
-    result = run_with_session(services, session, ref, view.detail["caption"], [comb], view.gallery, k,
-                              reference_kind="video" if is_video else "image")
+    result = run_with_session(
+        services,
+        session,
+        ref,
+        view.detail["caption"],
+        [comb],
+        view.gallery,
+        k,
+        reference_kind="video" if is_video else "image",
+    )
     return BenchmarkRun(view=view, combiner=comb, result=result, note=note)
 
 
@@ -70,9 +83,13 @@ def protocol_description(services: Any, bench_name: str) -> str:
     gname = services.gallery_for_benchmark(bench)
     if proto.name == "webvid":
         n = len(proto.candidates or ())
-        return (f"Ranks: the target's position among the {n} videos of this evaluation (WebVid-CoVR protocol: "
-                "the targets of all its rows; the reference's own video removed). Search uses the same scope "
-                "when you open a query there.")
+        return (
+            f"Ranks: the target's position among the {n} videos of this evaluation (WebVid-CoVR protocol: "
+            "the targets of all its rows; the reference's own video removed). Search uses the same scope "
+            "when you open a query there."
+        )
     n = len(services.get_gallery(gname))
-    return (f"Ranks: the target's position among the {n - 1} other items of `{gname}` (CIRR protocol: the "
-            "reference removed). Search uses the same scope when you open a query there.")
+    return (
+        f"Ranks: the target's position among the {n - 1} other items of `{gname}` (CIRR protocol: the "
+        "reference removed). Search uses the same scope when you open a query there."
+    )

@@ -202,7 +202,8 @@ class QueryView:
 def open_query(services: Any, bench_name: str, query_id: str, combiner: str | None = None) -> QueryView:
     """Resolve a benchmark query's media through the services' galleries (missing files become None)."""
     from explorer.query import Hit, benchmark_removed, candidate_count, scope_text
-    from explorer.search import benchmark_protocol, default_combiner, is_video_path, outlined_copy, video_still_path
+    from explorer.search import benchmark_protocol, default_combiner, is_video_path, outlined_copy
+    from explorer.search import video_still_path
 
     bench = services.get_benchmark(bench_name)
     combiner = combiner if combiner in bench.combiners else default_combiner(bench.combiners)

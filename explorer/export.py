@@ -52,7 +52,7 @@ def latex_quoted(text: str) -> str:
     out = []
     for i, ch in enumerate(body):
         prev = body[i - 1] if i else " "
-        if ch in "\"“”":
+        if ch in '"“”':
             out.append("`" if (prev.isspace() or prev in "([{") and ch != "”" else "'")
         else:
             out.append(latex_escape(ch))
@@ -83,8 +83,9 @@ def reference_is_video(services: Any, record: dict[str, Any]) -> bool:
     return str(q.get("reference") or "").startswith("video:")
 
 
-def record_figure(services: Any, record: dict[str, Any], reference: Image.Image | None,
-                  options: FigureOptions) -> Figure:
+def record_figure(
+    services: Any, record: dict[str, Any], reference: Image.Image | None, options: FigureOptions
+) -> Figure:
     """The figure of a pinned record: its reference, text and top ``options.n_results`` results."""
     blank = Image.new("RGB", (64, 64), (225, 225, 225))
     panels = []
@@ -94,8 +95,16 @@ def record_figure(services: Any, record: dict[str, Any], reference: Image.Image 
         except (KeyError, ValueError, OSError) as exc:
             log.warning("result %s not renderable: %s", r.get("id"), exc)
             img = blank
-        panels.append(Panel(img, is_video=r.get("kind") == "video", rank=int(r["rank"]), item_id=str(r["id"]),
-                            score=float(r["score"]), is_target=bool(r.get("is_target"))))
+        panels.append(
+            Panel(
+                img,
+                is_video=r.get("kind") == "video",
+                rank=int(r["rank"]),
+                item_id=str(r["id"]),
+                score=float(r["score"]),
+                is_target=bool(r.get("is_target")),
+            )
+        )
     ref = Panel(reference if reference is not None else blank, is_video=reference_is_video(services, record))
     return render_example(ref, str(record.get("text", "")), panels, options)
 
@@ -126,14 +135,18 @@ def figure_files(fig: Figure) -> dict[str, bytes]:
 
 # ------------------------------------------------------------------------------------------- text
 def rank_sentence(record: dict[str, Any], shown: int) -> str:
-    """"The target (green frame) is at rank 3 among 63 items." (the record's one rank, with its scope)."""
+    """ "The target (green frame) is at rank 3 among 63 items." (the record's one rank, with its scope)."""
     if not record.get("target_id"):
         return ""
     rank = record.get("target_rank")
     scope = record.get("rank_scope") or {}
     among = f"{scope['candidates']} {scope.get('noun', 'items')}" if scope.get("candidates") else ""
     if not rank:
-        return f"The target is not among the {among} searched." if among else "The target is not in this gallery."
+        return (
+            f"The target is not among the {among} searched."
+            if among
+            else "The target is not in this gallery."
+        )
     where = f" among {among}" if among else ""
     if rank <= shown:
         return f"The target (green frame) is at rank {rank}{where}."
@@ -148,12 +161,26 @@ def example_snippets(record: dict[str, Any], options: FigureOptions, stem: str =
     encoder, gallery = str(record.get("encoder", "")), str(record.get("gallery", ""))
     rank = rank_sentence(record, shown)
     source = f"Encoder {encoder} ({sha}), gallery {gallery}."
-    md_caption = " ".join(x for x in (
-        f"Reference → {smart_quotes(text)} → top-{shown} results ({combiner} combiner).", rank, source) if x)
+    md_caption = " ".join(
+        x
+        for x in (
+            f"Reference → {smart_quotes(text)} → top-{shown} results ({combiner} combiner).",
+            rank,
+            source,
+        )
+        if x
+    )
     md = f"![{text}]({stem}.png)\n\n*{md_caption}*\n"
-    tex_caption = " ".join(x for x in (
-        f"Reference $\\rightarrow$ {latex_quoted(text)} $\\rightarrow$ top-{shown} results "
-        f"({latex_escape(combiner)} combiner).", latex_escape(rank), latex_escape(source)) if x)
+    tex_caption = " ".join(
+        x
+        for x in (
+            f"Reference $\\rightarrow$ {latex_quoted(text)} $\\rightarrow$ top-{shown} results "
+            f"({latex_escape(combiner)} combiner).",
+            latex_escape(rank),
+            latex_escape(source),
+        )
+        if x
+    )
     double = options.preset == "double"
     env, width = ("figure*", r"\textwidth") if double else ("figure", r"\columnwidth")
     tex = (
@@ -166,8 +193,11 @@ def example_snippets(record: dict[str, Any], options: FigureOptions, stem: str =
 
 
 # ------------------------------------------------------------------------------------------- zip
-def write_export_zip(entries: Sequence[tuple[dict[str, Any], Figure]], out_path: str | Path,
-                     options: FigureOptions = FigureOptions()) -> Path:
+def write_export_zip(
+    entries: Sequence[tuple[dict[str, Any], Figure]],
+    out_path: str | Path,
+    options: FigureOptions = FigureOptions(),
+) -> Path:
     """A ZIP holding, per example, ``<n>-<slug>/``: figure.pdf, figure.svg, figure.png (300 dpi),
     record.json (with the figure options) and snippet.md / snippet.tex."""
     if not entries:
@@ -180,8 +210,10 @@ def write_export_zip(entries: Sequence[tuple[dict[str, Any], Figure]], out_path:
             folder = f"{i:02d}-{slugify(str(record.get('text') or record.get('id')))}"
             for name, blob in figure_files(fig).items():
                 zf.writestr(f"{folder}/{name}", blob)
-            zf.writestr(f"{folder}/record.json", json.dumps({**record, "figure": options.as_dict()}, indent=2,
-                                                             default=str))
+            zf.writestr(
+                f"{folder}/record.json",
+                json.dumps({**record, "figure": options.as_dict()}, indent=2, default=str),
+            )
             md, tex = example_snippets(record, options)
             zf.writestr(f"{folder}/snippet.md", md)
             zf.writestr(f"{folder}/snippet.tex", tex)
@@ -189,13 +221,19 @@ def write_export_zip(entries: Sequence[tuple[dict[str, Any], Figure]], out_path:
     return out_path
 
 
-def export_records(services: Any, records: Sequence[tuple[dict[str, Any], Image.Image | None]],
-                   out_dir: str | Path, options: FigureOptions = FigureOptions()) -> Path:
+def export_records(
+    services: Any,
+    records: Sequence[tuple[dict[str, Any], Image.Image | None]],
+    out_dir: str | Path,
+    options: FigureOptions = FigureOptions(),
+) -> Path:
     """ZIP of pinned records (each with its reference image) drawn with ``options``; returns its path."""
     import time
 
     if not records:
         raise ValueError("Nothing to export: pin an example in the Search tab first.")
     entries = [(rec, record_figure(services, rec, ref, options)) for rec, ref in records]
-    name = "covr-examples-" + (str(records[0][0]["id"]) if len(records) == 1 else time.strftime("%Y%m%d-%H%M%S"))
+    name = "covr-examples-" + (
+        str(records[0][0]["id"]) if len(records) == 1 else time.strftime("%Y%m%d-%H%M%S")
+    )
     return write_export_zip(entries, Path(out_dir) / f"{name}.zip", options)

@@ -61,9 +61,15 @@ class FigureOptions:
 
     def as_dict(self) -> dict:
         """JSON-able form (recorded next to the exported files)."""
-        return {"preset": self.preset, "width_in": COLUMN_WIDTHS_IN[self.preset], "n_results": int(self.n_results),
-                "font_pt": float(self.font_pt), "show_ids": bool(self.show_ids),
-                "show_scores": bool(self.show_scores), "title": self.title}
+        return {
+            "preset": self.preset,
+            "width_in": COLUMN_WIDTHS_IN[self.preset],
+            "n_results": int(self.n_results),
+            "font_pt": float(self.font_pt),
+            "show_ids": bool(self.show_ids),
+            "show_scores": bool(self.show_scores),
+            "title": self.title,
+        }
 
 
 @dataclass
@@ -81,7 +87,7 @@ class Panel:
 def unquoted(text: str) -> str:
     """The text on one line, without one pair of quotes around all of it (they are added back)."""
     body = " ".join(str(text).split())
-    if len(body) >= 2 and body[0] in "\"“" and body[-1] in "\"”":
+    if len(body) >= 2 and body[0] in '"“' and body[-1] in '"”':
         body = body[1:-1].strip()
     return body
 
@@ -163,8 +169,9 @@ def _film_strip(ax, x0: float, y0: float, w: float, band: float) -> None:
     holes = max(3, int(round(w * 8)))
     for i in range(holes):
         hx = x0 + (i + 0.5) * w / holes - 0.025
-        ax.add_patch(Rectangle((hx, y0 + band * 0.3), 0.05, band * 0.4, facecolor="white",
-                               edgecolor="none", zorder=4))
+        ax.add_patch(
+            Rectangle((hx, y0 + band * 0.3), 0.05, band * 0.4, facecolor="white", edgecolor="none", zorder=4)
+        )
 
 
 def _caption_lines(p: Panel, options: FigureOptions, panel_in: float) -> list[str]:
@@ -192,7 +199,11 @@ def render_example(reference: Panel, text: str, results: Sequence[Panel], option
     panel_in = inner / (n + 1)
     quote = smart_quotes(text)
     quote_lines = textwrap.wrap(quote, _chars_per_line(width - 2 * MARGIN_IN, font)) or [quote]
-    title_lines = textwrap.wrap(options.title, _chars_per_line(width - 2 * MARGIN_IN, font + 1)) if options.title else []
+    title_lines = (
+        textwrap.wrap(options.title, _chars_per_line(width - 2 * MARGIN_IN, font + 1))
+        if options.title
+        else []
+    )
     captions = [_caption_lines(p, options, panel_in) for p in [reference, *results]]
     caption_rows = max(len(c) for c in captions)
     title_h = len(title_lines) * (font + 1) * LINE_SPACING / 72 + (0.04 if title_lines else 0)
@@ -206,8 +217,12 @@ def render_example(reference: Panel, text: str, results: Sequence[Panel], option
 
     y = MARGIN_IN
     for line in title_lines:
-        fig.text(MARGIN_IN / width, 1 - (y + (font + 1) * LINE_SPACING / 72 * 0.8) / height, _mpl_safe(line),
-                 **text_kwargs(fig, fontsize=font + 1, weight="bold"))
+        fig.text(
+            MARGIN_IN / width,
+            1 - (y + (font + 1) * LINE_SPACING / 72 * 0.8) / height,
+            _mpl_safe(line),
+            **text_kwargs(fig, fontsize=font + 1, weight="bold"),
+        )
         y += (font + 1) * LINE_SPACING / 72
     y += 0.04 if title_lines else 0
     for line in quote_lines:
@@ -223,19 +238,43 @@ def render_example(reference: Panel, text: str, results: Sequence[Panel], option
         ax.set_ylim(0, 1)
         ax.set_axis_off()
         if p.is_target:
-            ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=TARGET_COLOUR,
-                                   linewidth=2.2, clip_on=False, zorder=5))
+            ax.add_patch(
+                Rectangle(
+                    (x0, y0),
+                    x1 - x0,
+                    y1 - y0,
+                    fill=False,
+                    edgecolor=TARGET_COLOUR,
+                    linewidth=2.2,
+                    clip_on=False,
+                    zorder=5,
+                )
+            )
         cy = panels_top + panel_in + 0.03
         for j, line in enumerate(captions[i]):
             colour = TARGET_COLOUR if (p.is_target and j == 0) else None
             kw = text_kwargs(fig, **({"color": colour, "weight": "bold"} if colour else {}))
-            fig.text((x + panel_in / 2) / width, 1 - (cy + line_in * 0.8) / height, _mpl_safe(line), ha="center", **kw)
+            fig.text(
+                (x + panel_in / 2) / width,
+                1 - (cy + line_in * 0.8) / height,
+                _mpl_safe(line),
+                ha="center",
+                **kw,
+            )
             cy += line_in
         x += panel_in + GAP_IN
         if i == 0:  # the arrow between the reference and the results
             mid = 1 - (panels_top + panel_in / 2) / height
-            fig.add_artist(FancyArrowPatch(((x - GAP_IN / 2) / width, mid), ((x + arrow_in - GAP_IN / 2) / width, mid),
-                                           transform=fig.transFigure, arrowstyle="-|>",
-                                           mutation_scale=font * 1.4, linewidth=1.0, color="#222222"))
+            fig.add_artist(
+                FancyArrowPatch(
+                    ((x - GAP_IN / 2) / width, mid),
+                    ((x + arrow_in - GAP_IN / 2) / width, mid),
+                    transform=fig.transFigure,
+                    arrowstyle="-|>",
+                    mutation_scale=font * 1.4,
+                    linewidth=1.0,
+                    color="#222222",
+                )
+            )
             x += arrow_in
     return fig

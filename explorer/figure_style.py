@@ -110,8 +110,11 @@ def new_figure(preset: str, height_in: float, font_pt: float = DEFAULT_FONT_PT) 
 
 def text_kwargs(fig: Figure, **extra: Any) -> dict[str, Any]:
     """Keyword arguments that give text the figure's style (font family, size, colour)."""
-    base = {"fontsize": getattr(fig, "_covr_font_pt", DEFAULT_FONT_PT), "family": FONT_FAMILY,
-            "color": TEXT_COLOUR}
+    base = {
+        "fontsize": getattr(fig, "_covr_font_pt", DEFAULT_FONT_PT),
+        "family": FONT_FAMILY,
+        "color": TEXT_COLOUR,
+    }
     base.update(extra)
     return base
 
@@ -136,7 +139,11 @@ def save_figure(fig: Figure, stem: str | Path, formats: tuple[str, ...] = FORMAT
     with matplotlib.rc_context(rc_params(getattr(fig, "_covr_font_pt", DEFAULT_FONT_PT))):
         for fmt in formats:
             path = stem.with_suffix(f".{fmt}")
-            fig.savefig(path, format=fmt, dpi=PNG_DPI if fmt == "png" else None,
-                        metadata={"Creator": "CoVR Explorer"} if fmt in ("pdf", "svg") else None)
+            fig.savefig(
+                path,
+                format=fmt,
+                dpi=PNG_DPI if fmt == "png" else None,
+                metadata={"Creator": "CoVR Explorer"} if fmt in ("pdf", "svg") else None,
+            )
             out[fmt] = path
     return out

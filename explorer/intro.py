@@ -30,8 +30,11 @@ EXAMPLES: tuple[ExampleRow, ...] = (
     ExampleRow("apple.jpg", "make it an orange", "fruit stays fruit, the kind changes"),
     ExampleRow("dog.jpg", "a video where this dog turns into a tabby cat", "an image query finds a video"),
     ExampleRow("lemon_half.jpg", "a juicy wedge of orange instead of the halved lemon", "“instead of”"),
-    ExampleRow("building.jpg", "old red brick houses on a cobbled square instead of the modern hotel",
-               "same scene type, other era"),
+    ExampleRow(
+        "building.jpg",
+        "old red brick houses on a cobbled square instead of the modern hotel",
+        "same scene type, other era",
+    ),
     ExampleRow("palace.jpg", "a chinese pagoda on a hill by a lake instead of the palace", "other building"),
     ExampleRow("tissue.jpg", "a photograph of a human retina instead of the tissue sample", "medical image"),
 )

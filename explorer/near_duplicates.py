@@ -78,7 +78,9 @@ class NearDuplicateFinder:
                 images = read_frames(path, idx)
             else:
                 thumb = gallery.thumbnail_path(item_id)
-                images = [load_image(thumb if thumb is not None and thumb.exists() else gallery.media_path(item_id))]
+                images = [
+                    load_image(thumb if thumb is not None and thumb.exists() else gallery.media_path(item_id))
+                ]
             desc = np.stack([pixel_descriptor(im) for im in images])
         except (MediaError, OSError, ValueError) as exc:
             log.warning("no pixel descriptor for %s: %s", item_id, exc)

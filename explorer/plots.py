@@ -68,8 +68,9 @@ def weights_histogram_figure(hist: WeightHistograms, title: str = "") -> go.Figu
     return _layout(fig, title or f"combiner weights over {hist.count} queries", height=340)
 
 
-def ternary_figure(df: pd.DataFrame, success_col: str = "success", label_col: str = "query_id",
-                   spread: float = 0.015) -> go.Figure:
+def ternary_figure(
+    df: pd.DataFrame, success_col: str = "success", label_col: str = "query_id", spread: float = 0.015
+) -> go.Figure:
     """Ternary scatter (plotly ``Scatterternary``) of (w_mm, w_img, w_txt), coloured by success at k.
 
     Points are jittered on the simplex (``weights.jitter_on_simplex``) so that queries with equal weights
@@ -79,7 +80,9 @@ def ternary_figure(df: pd.DataFrame, success_col: str = "success", label_col: st
     w = df[list(WEIGHT_NAMES)].to_numpy(dtype=float) if len(df) else np.zeros((0, 3))
     shown = jitter_on_simplex(w, spread) if len(w) else w
     shared = same_weights_count(w) if len(w) else np.zeros(0, int)
-    labels = df[label_col].astype(str).to_numpy() if label_col in df.columns else np.arange(len(df)).astype(str)
+    labels = (
+        df[label_col].astype(str).to_numpy() if label_col in df.columns else np.arange(len(df)).astype(str)
+    )
     if success_col in df.columns:
         ok = df[success_col].astype(bool).to_numpy()
         groups = [("success", ok, "#2ca02c"), ("failure", ~ok, "#d62728")]
@@ -92,16 +95,31 @@ def ternary_figure(df: pd.DataFrame, success_col: str = "success", label_col: st
             + (f"<br>{n} queries share these weights" if n > 1 else "")
             for lab, (a, b, c), n in zip(labels[mask], w[mask], shared[mask])
         ]
-        fig.add_trace(go.Scatterternary(
-            a=shown[mask, 0], b=shown[mask, 1], c=shown[mask, 2], mode="markers",
-            name=f"{name} ({int(mask.sum())})", text=hover, hoverinfo="text",
-            marker=dict(color=colour, size=7, opacity=0.55, line=dict(width=0.5, color="white")),
-        ))
+        fig.add_trace(
+            go.Scatterternary(
+                a=shown[mask, 0],
+                b=shown[mask, 1],
+                c=shown[mask, 2],
+                mode="markers",
+                name=f"{name} ({int(mask.sum())})",
+                text=hover,
+                hoverinfo="text",
+                marker=dict(color=colour, size=7, opacity=0.55, line=dict(width=0.5, color="white")),
+            )
+        )
     axis = dict(min=0, linewidth=1, ticks="outside", tickformat=".1f")
-    fig.update_layout(ternary=dict(sum=1, aaxis=dict(title="w_mm", **axis), baxis=dict(title="w_img", **axis),
-                                   caxis=dict(title="w_txt", **axis)))
+    fig.update_layout(
+        ternary=dict(
+            sum=1,
+            aaxis=dict(title="w_mm", **axis),
+            baxis=dict(title="w_img", **axis),
+            caxis=dict(title="w_txt", **axis),
+        )
+    )
     fixed = len(w) > 1 and bool((shared == len(w)).all())
-    title = f"weights of {len(w)} queries" + (" (one fixed point, jittered to show every query)" if fixed else "")
+    title = f"weights of {len(w)} queries" + (
+        " (one fixed point, jittered to show every query)" if fixed else ""
+    )
     return _layout(fig, title, height=380)
 
 

@@ -122,7 +122,7 @@ class SearchOutcome:
 
     @property
     def scope(self) -> str:
-        """"63 items": what the rank is counted among."""
+        """ "63 items": what the rank is counted among."""
         return scope_text(self.candidates, self.noun)
 
 
@@ -157,8 +157,9 @@ def validate_k(k: Any) -> int:
     return k
 
 
-def make_reference(services: Any, image: Image.Image, gallery_id: str | None = None,
-                   label: str = "upload") -> Reference:
+def make_reference(
+    services: Any, image: Image.Image, gallery_id: str | None = None, label: str = "upload"
+) -> Reference:
     """Encode (and hash) a reference image once through the services' encoder."""
     return Reference(image=image, key=services.prepare_reference(image), gallery_id=gallery_id, label=label)
 
@@ -184,20 +185,29 @@ def scope_rows(gallery: Any, protocol: Protocol) -> np.ndarray:
     return np.nonzero(kinds == protocol.kind)[0].astype(np.int64)
 
 
-def benchmark_removed(gallery: Any, protocol: Protocol, reference_id: str | None,
-                      target_id: str | None) -> RemovedWithReference:
+def benchmark_removed(
+    gallery: Any, protocol: Protocol, reference_id: str | None, target_id: str | None
+) -> RemovedWithReference:
     """What a benchmark protocol removes with the reference (as ``precompute.evaluate``): CIRR the reference
     item, WebVid-CoVR every candidate of the reference's video except the target."""
     if protocol.name == "webvid":
         ref_video = webvid_video_key(reference_id) if reference_id else None
         same = [c for c in (protocol.candidates or ()) if ref_video and webvid_video_key(c) == ref_video]
         return RemovedWithReference(reference=[c for c in same if c != target_id])
-    keep = reference_id is not None and reference_id != target_id and row_or_none(gallery, reference_id) is not None
+    keep = (
+        reference_id is not None
+        and reference_id != target_id
+        and row_or_none(gallery, reference_id) is not None
+    )
     return RemovedWithReference(reference=[reference_id] if keep else [])
 
 
 def removed_with_reference(
-    gallery: Any, reference: Reference, f_img: np.ndarray, protocol: Protocol, target_id: str | None,
+    gallery: Any,
+    reference: Reference,
+    f_img: np.ndarray,
+    protocol: Protocol,
+    target_id: str | None,
     finder: NearDuplicateFinder,
 ) -> RemovedWithReference:
     """What the protocol removes together with the reference, limited to its scope; never the target."""
@@ -211,7 +221,7 @@ def removed_with_reference(
 
 
 def scope_text(count: int, noun: str) -> str:
-    """"63 items", "1 video"."""
+    """ "63 items", "1 video"."""
     return f"{count} {noun if count != 1 else noun[:-1]}"
 
 
@@ -222,8 +232,9 @@ def candidate_count(gallery: Any, protocol: Protocol, removed: Sequence[str]) ->
     return int(len(rows) - np.isin(rows, np.asarray(gone, dtype=np.int64)).sum()) if gone else len(rows)
 
 
-def rank_candidates(gallery: Any, query: np.ndarray, protocol: Protocol, removed: Sequence[str], k: int,
-                    target_id: str | None) -> tuple[np.ndarray, np.ndarray, int | None, int]:
+def rank_candidates(
+    gallery: Any, query: np.ndarray, protocol: Protocol, removed: Sequence[str], k: int, target_id: str | None
+) -> tuple[np.ndarray, np.ndarray, int | None, int]:
     """(top rows, their scores, target rank or None, number of candidates) for one combined query.
 
     Exact scores rank the candidates (stable ties, as the evaluation job) whenever a target is known, the
@@ -234,8 +245,12 @@ def rank_candidates(gallery: Any, query: np.ndarray, protocol: Protocol, removed
     if removed_rows:
         rows = rows[~np.isin(rows, np.asarray(removed_rows, dtype=np.int64))]
     q = np.asarray(query, dtype=np.float32).reshape(1, -1)
-    exact = target_id is not None or protocol.candidates is not None or protocol.kind != "all" \
+    exact = (
+        target_id is not None
+        or protocol.candidates is not None
+        or protocol.kind != "all"
         or len(gallery) <= EXACT_MAX_ITEMS
+    )
     if not exact:
         hits = gallery.search(q, k=min(k, len(rows)), exclude_ids=[set(removed)] if removed else None)
         keep = hits.rows[0] >= 0
@@ -257,9 +272,17 @@ def _hits(gallery: Any, rows: np.ndarray, scores: np.ndarray, target_id: str | N
     for rank, (row, score) in enumerate(zip(rows.tolist(), scores.tolist()), start=1):
         it = items.iloc[int(row)]
         item_id = str(it["id"])
-        out.append(Hit(rank=rank, id=item_id, score=float(score), kind=str(it.get("kind", "image")),
-                       media=str(gallery.media_path(item_id)), caption=str(it.get("caption", "") or ""),
-                       is_target=target_id is not None and item_id == str(target_id)))
+        out.append(
+            Hit(
+                rank=rank,
+                id=item_id,
+                score=float(score),
+                kind=str(it.get("kind", "image")),
+                media=str(gallery.media_path(item_id)),
+                caption=str(it.get("caption", "") or ""),
+                is_target=target_id is not None and item_id == str(target_id),
+            )
+        )
     return out
 
 
@@ -290,7 +313,9 @@ def run_query(
     gallery = services.get_gallery(gallery_name)
     t0 = time.perf_counter()
     emb = services.encode_query(reference.image, text, key=reference.key)
-    removed = removed_with_reference(gallery, reference, emb.f_img, protocol, target_id, services.near_duplicates)
+    removed = removed_with_reference(
+        gallery, reference, emb.f_img, protocol, target_id, services.near_duplicates
+    )
     outcomes = {}
     for name in combiners:
         t1 = time.perf_counter()
@@ -298,10 +323,19 @@ def run_query(
         query = np.asarray(cq.query, dtype=np.float32).reshape(-1)
         rows, scores, rank, count = rank_candidates(gallery, query, protocol, removed.all, k, target_id)
         outcomes[name] = SearchOutcome(
-            text=text, combiner=name, gallery=gallery_name, hits=_hits(gallery, rows, scores, target_id),
-            weights=np.asarray(cq.weights, dtype=float).reshape(3), elapsed_s=time.perf_counter() - t1,
-            query=query, target_id=target_id, target_rank=rank, candidates=count, noun=protocol.noun,
-            removed=removed, protocol=protocol.name,
+            text=text,
+            combiner=name,
+            gallery=gallery_name,
+            hits=_hits(gallery, rows, scores, target_id),
+            weights=np.asarray(cq.weights, dtype=float).reshape(3),
+            elapsed_s=time.perf_counter() - t1,
+            query=query,
+            target_id=target_id,
+            target_rank=rank,
+            candidates=count,
+            noun=protocol.noun,
+            removed=removed,
+            protocol=protocol.name,
         )
     elapsed = time.perf_counter() - t0
     for o in outcomes.values():

@@ -57,8 +57,13 @@ class ComposedQuerySet:
         ids = [q.id for q in queries]
         if len(set(ids)) != len(ids):
             raise ValueError(f"{path}: duplicate query ids")
-        return cls(str(data["name"]), tuple(queries), str(data["provenance"]), str(data["licence"]),
-                   str(data.get("description", "")))
+        return cls(
+            str(data["name"]),
+            tuple(queries),
+            str(data["provenance"]),
+            str(data["licence"]),
+            str(data.get("description", "")),
+        )
 
     def check_ids(self, gallery_ids: Sequence[str]) -> None:
         """``ValueError`` when a reference or target is not a gallery id, or equals its reference."""
@@ -71,8 +76,13 @@ class ComposedQuerySet:
                 raise ValueError(f"query {q.id}: the target is the reference")
 
 
-def evaluate_query_set(services: Any, qset: ComposedQuerySet, gallery_name: str | None = None,
-                       combiners: Sequence[str] | None = None, k: int = 10) -> pd.DataFrame:
+def evaluate_query_set(
+    services: Any,
+    qset: ComposedQuerySet,
+    gallery_name: str | None = None,
+    combiners: Sequence[str] | None = None,
+    k: int = 10,
+) -> pd.DataFrame:
     """Run every query through ``run_query`` (the app's defaults: a free query, near-duplicates hidden) and
     return one row per (query, combiner): ``query_id, combiner, rank, candidates, hidden``."""
     gallery_name = gallery_name or services.default_gallery
@@ -83,8 +93,15 @@ def evaluate_query_set(services: Any, qset: ComposedQuerySet, gallery_name: str 
         ref = make_reference(services, load_reference(image), q.reference, f"gallery:{q.reference}")
         res = run_query(services, ref, q.text, combiners, gallery_name, k, q.target, Protocol("free"))
         for name, out in res.outcomes.items():
-            rows.append({"query_id": q.id, "combiner": name, "rank": out.target_rank,
-                         "candidates": out.candidates, "hidden": len(res.removed.near_duplicates)})
+            rows.append(
+                {
+                    "query_id": q.id,
+                    "combiner": name,
+                    "rank": out.target_rank,
+                    "candidates": out.candidates,
+                    "hidden": len(res.removed.near_duplicates),
+                }
+            )
     return pd.DataFrame(rows)
 
 

@@ -122,7 +122,7 @@ def gallery_value(outcome: SearchOutcome, outline_dir: str | Path | None = None)
 
 # ---------------------------------------------------------------------------------------------- texts
 def rank_phrase(outcome: SearchOutcome) -> str:
-    """"rank 4 among 63 items" (the one rank definition, with its scope), or why there is none."""
+    """ "rank 4 among 63 items" (the one rank definition, with its scope), or why there is none."""
     if outcome.target_id is None:
         return ""
     if outcome.target_rank:
@@ -134,8 +134,11 @@ def removed_phrase(outcome: SearchOutcome) -> str:
     """What was left out with the reference, e.g. "reference and 1 near-duplicate hidden"."""
     parts = []
     if outcome.removed.reference:
-        parts.append("the reference" if len(outcome.removed.reference) == 1
-                     else f"the reference and {len(outcome.removed.reference) - 1} copies")
+        parts.append(
+            "the reference"
+            if len(outcome.removed.reference) == 1
+            else f"the reference and {len(outcome.removed.reference) - 1} copies"
+        )
     n = len(outcome.removed.near_duplicates)
     if n:
         parts.append(f"{n} near-duplicate{'s' if n != 1 else ''} of it")
@@ -155,17 +158,21 @@ def outcome_markdown(outcome: SearchOutcome, note: str = "") -> str:
     ]
     if outcome.target_id is not None:
         if outcome.target_rank:
-            parts.append(f"target `{outcome.target_id}` at rank **{outcome.target_rank}** among {outcome.scope}")
+            parts.append(
+                f"target `{outcome.target_id}` at rank **{outcome.target_rank}** among {outcome.scope}"
+            )
         else:
             parts.append(f"target `{outcome.target_id}` is not among the {outcome.scope} searched")
     removed = removed_phrase(outcome)
     if removed:
         ids = ", ".join(f"`{i}`" for i in outcome.removed.near_duplicates[:3])
-        parts.append(removed + (f" ({ids}{', …' if len(outcome.removed.near_duplicates) > 3 else ''})"
-                                if ids else ""))
+        parts.append(
+            removed + (f" ({ids}{', …' if len(outcome.removed.near_duplicates) > 3 else ''})" if ids else "")
+        )
     if outcome.protocol != "free":
-        parts.append(f"{outcome.protocol.upper() if outcome.protocol == 'cirr' else 'WebVid-CoVR'} "
-                     "benchmark protocol")
+        parts.append(
+            f"{outcome.protocol.upper() if outcome.protocol == 'cirr' else 'WebVid-CoVR'} benchmark protocol"
+        )
     line = " · ".join(parts)
     return f"{line}\n\n{note}" if note else line
 
@@ -196,7 +203,9 @@ def result_record(
 
 
 # ---------------------------------------------------------------------------------------------- session
-def remember_reference(session: Any, key: str, gallery_id: str | None = None, label: str | None = None) -> None:
+def remember_reference(
+    session: Any, key: str, gallery_id: str | None = None, label: str | None = None
+) -> None:
     """Make ``key`` the session's reference. Another image than before ends the old reference's gallery id
     and benchmark context (no stale ground truth, no stale exclusion)."""
     if key != session.reference_key:
@@ -224,11 +233,15 @@ def session_reference(services: Any, session: Any, image: Any, video: Any) -> Re
     return Reference(ref.image, ref.key, session.reference_id, session.reference_label)
 
 
-def session_protocol(services: Any, session: Any, kind: str = "all", hide_near_duplicates: bool = True) -> Protocol:
+def session_protocol(
+    services: Any, session: Any, kind: str = "all", hide_near_duplicates: bool = True
+) -> Protocol:
     """The benchmark's protocol inside a benchmark context, else a free query's."""
     if session.benchmark:
         return benchmark_protocol(services.get_benchmark(session.benchmark))
-    return Protocol("free", kind=KIND_CHOICES.get(kind, kind), hide_near_duplicates=bool(hide_near_duplicates))
+    return Protocol(
+        "free", kind=KIND_CHOICES.get(kind, kind), hide_near_duplicates=bool(hide_near_duplicates)
+    )
 
 
 def benchmark_protocol(bench: Any) -> Protocol:
@@ -242,9 +255,17 @@ def benchmark_protocol(bench: Any) -> Protocol:
 
 
 def run_with_session(
-    services: Any, session: Any, reference: Reference, text: str, combiners: list[str],
-    gallery_name: str | None, k: int, kind: str = "all", hide_near_duplicates: bool = True,
-    reference_kind: str = "image", remember: bool = True,
+    services: Any,
+    session: Any,
+    reference: Reference,
+    text: str,
+    combiners: list[str],
+    gallery_name: str | None,
+    k: int,
+    kind: str = "all",
+    hide_near_duplicates: bool = True,
+    reference_kind: str = "image",
+    remember: bool = True,
 ) -> QueryResult:
     """One query for the page with the session's ground truth and protocol. With ``remember`` the first
     combiner's search becomes ``session.last`` (the record that is pinned) and ``session.last_query``."""
@@ -270,13 +291,32 @@ def run_with_session(
 
 
 def search_with_session(
-    services: Any, session: Any, image: Any, video: Any, text: str, combiners: str | list[str],
-    gallery_name: str | None, k: int, kind: str = "all", hide_near_duplicates: bool = True,
+    services: Any,
+    session: Any,
+    image: Any,
+    video: Any,
+    text: str,
+    combiners: str | list[str],
+    gallery_name: str | None,
+    k: int,
+    kind: str = "all",
+    hide_near_duplicates: bool = True,
     remember: bool = True,
 ) -> QueryResult:
     """The /search and /compare handler without the UI: the page's reference, then ``run_with_session``."""
     names = [combiners] if isinstance(combiners, str) else list(combiners)
     reference = session_reference(services, session, image, video)
     is_video = bool(video) or str(session.reference_label).startswith("video:")
-    return run_with_session(services, session, reference, text, names, gallery_name, k, kind,
-                            hide_near_duplicates, "video" if is_video else "image", remember)
+    return run_with_session(
+        services,
+        session,
+        reference,
+        text,
+        names,
+        gallery_name,
+        k,
+        kind,
+        hide_near_duplicates,
+        "video" if is_video else "image",
+        remember,
+    )

@@ -42,6 +42,8 @@ class Session:
     query_id: str | None = None
     target_id: str | None = None
     selected: int | None = None  #: index of the clicked result
+    show_kind: str = "all"  #: which results Search shows: all | image | video
+    hide_near_duplicates: bool = True  #: hide near-duplicates of the reference (explorer.near_duplicates)
     last: dict[str, Any] | None = None  #: JSON record of the last search
     last_query: list[float] | None = None  #: the last combined query vector (for the map)
 

@@ -77,7 +77,8 @@ def build_curate_tab(services: Services, session: gr.State, search: SearchTab) -
         if not example_id:
             return None
         rec = services.curation.get(example_id.strip())
-        return figure_png(record_figure(services, rec, services.curation.reference_image(rec["id"]), options(*opts)))
+        ref = services.curation.reference_image(rec["id"])
+        return figure_png(record_figure(services, rec, ref, options(*opts)))
 
     @user_errors
     def export(example_ids: str, *opts: Any) -> str:

@@ -28,8 +28,10 @@ from explorer.weights import (
 )
 
 TABLE_COLUMNS = ["query_id", "caption", "success", "disagree"]
-NO_MATCH = ("No query matches these filters: clear the text, choose outcome **all**, or untick "
-            "**combiners disagree**.")
+NO_MATCH = (
+    "No query matches these filters: clear the text, choose outcome **all**, or untick "
+    "**combiners disagree**."
+)
 NO_QUERY = "Click a row of the table (or a button of the Weights view) to open a query here."
 
 
@@ -56,7 +58,9 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
     combs = services.get_benchmark(first).combiners if first else []
     with gr.Row():
         bench = gr.Dropdown(benches, value=first, label="Benchmark (evaluation run)", scale=2, min_width=180)
-        combiner = gr.Dropdown(combs, value=_default_combiner(combs), label="Combiner", scale=1, min_width=100)
+        combiner = gr.Dropdown(
+            combs, value=_default_combiner(combs), label="Combiner", scale=1, min_width=100
+        )
         k = gr.Number(value=10, precision=0, minimum=1, label="success at k", scale=1, min_width=100)
     if not benches:
         gr.Markdown(
@@ -67,32 +71,56 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
         with gr.Tab("Benchmark browser", id="browser"):
             with gr.Row():
                 text = gr.Textbox(
-                    label="Filter by text", placeholder="words of the caption or an id", scale=3, min_width=160
+                    label="Filter by text",
+                    placeholder="words of the caption or an id",
+                    scale=3,
+                    min_width=160,
                 )
                 outcome = gr.Radio(list(OUTCOMES), value="all", label="Outcome at k", scale=2, min_width=160)
                 disagree = gr.Checkbox(label="combiners disagree", scale=1, min_width=120)
             scope_md = gr.Markdown(elem_id="bench-scope")
             table_msg = gr.Markdown(elem_id="bench-message")
-            table = gr.Dataframe(interactive=False, label="Queries (click a row to open it)", max_height=320,
-                                 elem_id="bench-table")
+            table = gr.Dataframe(
+                interactive=False,
+                label="Queries (click a row to open it)",
+                max_height=320,
+                elem_id="bench-table",
+            )
             gr.Markdown("### Opened query")
             with gr.Row(elem_id="opened-query"):
-                d_ref = gr.Gallery(label="reference", columns=1, height=220, allow_preview=False, scale=1,
-                                   min_width=160, elem_id="opened-reference")
+                d_ref = gr.Gallery(
+                    label="reference",
+                    columns=1,
+                    height=220,
+                    allow_preview=False,
+                    scale=1,
+                    min_width=160,
+                    elem_id="opened-reference",
+                )
                 with gr.Column(scale=1, min_width=200):
                     d_md = gr.Markdown(NO_QUERY, elem_id="opened-md")
-                    d_link = gr.Textbox(label="Deep link (reopens this query)", buttons=["copy"],
-                                        interactive=False)
+                    d_link = gr.Textbox(
+                        label="Deep link (reopens this query)", buttons=["copy"], interactive=False
+                    )
                     d_open = gr.Button("Open in Search (re-run live)", elem_id="open-in-search")
-                d_target = gr.Gallery(label="target", columns=1, height=220, allow_preview=False, scale=1,
-                                      min_width=160, elem_id="opened-target")
-            d_results = gr.Gallery(label="stored results of the evaluation run", columns=6, height=280,
-                                   elem_id="opened-results")
+                d_target = gr.Gallery(
+                    label="target",
+                    columns=1,
+                    height=220,
+                    allow_preview=False,
+                    scale=1,
+                    min_width=160,
+                    elem_id="opened-target",
+                )
+            d_results = gr.Gallery(
+                label="stored results of the evaluation run", columns=6, height=280, elem_id="opened-results"
+            )
         with gr.Tab("Weights", id="weights"):
             gr.Markdown(
                 "The study's Figure 1 (normalised histograms of the combiner's weights over the split) "
                 "and a ternary plot coloured by success at k (points jittered so that equal weights stay "
-                "visible). Fixed combiners (NA, AVG, TEXT, IMAGE) put every query on one point; MLP spreads them."
+                "visible). Fixed combiners (NA, AVG, TEXT, IMAGE) put every query on one point; "
+                "MLP spreads them."
             )
             wnote = gr.Markdown(elem_id="weights-note")
             with gr.Row():
@@ -122,7 +150,13 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
         if not b:
             return pd.DataFrame(columns=TABLE_COLUMNS), "", ""
         wt = wide_table(services.get_benchmark(b), c, int(kk or 10))
-        cols = ["query_id", "caption", *[x for x in wt.columns if x.startswith("rank_")], "success", "disagree"]
+        cols = [
+            "query_id",
+            "caption",
+            *[x for x in wt.columns if x.startswith("rank_")],
+            "success",
+            "disagree",
+        ]
         shown = filter_queries(wt, t, o, dis, limit=500)[cols]
         return shown, (NO_MATCH if shown.empty else ""), protocol_description(services, b)
 
@@ -182,8 +216,15 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
         s = _session(s)
         run = run_benchmark_query(services, s, b, qid, c, int(kk or 12))
         video = run.view.reference_media if is_video_path(run.view.reference_media) else None
-        return (run.view.reference_path, video, run.view.detail["caption"], run.combiner, run.view.gallery,
-                *search.show(run.outcome, s, run.note), gr.Tabs(selected="search"))
+        return (
+            run.view.reference_path,
+            video,
+            run.view.detail["caption"],
+            run.combiner,
+            run.view.gallery,
+            *search.show(run.outcome, s, run.note),
+            gr.Tabs(selected="search"),
+        )
 
     @user_errors
     def open_in_search(o: dict | None, kk: Any, s: Session | None):
@@ -220,16 +261,34 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
         list_out,
         api_name="list_queries",
     )
-    table.select(on_row, [bench, combiner, table], detail_out, api_name="select_query", api_visibility="private")
-    gr.on([bench.change, combiner.change, k.change], weights_view, [bench, combiner, k], weights_out,
-          api_name="weights")
+    table.select(
+        on_row, [bench, combiner, table], detail_out, api_name="select_query", api_visibility="private"
+    )
+    gr.on(
+        [bench.change, combiner.change, k.change],
+        weights_view,
+        [bench, combiner, k],
+        weights_out,
+        api_name="weights",
+    )
     for w, btn in top_btns.items():
         btn.click(highest(w), [bench, combiner, k], [*detail_out, inner], api_name=f"highest_{w}")
-    open_outputs = [search.ref_image, search.ref_video, search.text, search.combiner, search.gallery,
-                    *search.search_outputs, tabs]
-    d_open.click(open_in_search, [opened, search.k, session], open_outputs, api_name="open_query",
-                 concurrency_id="encoder").success(search.clear_stale, None, search.stale_outputs,
-                                                   api_visibility="private", queue=False)
+    open_outputs = [
+        search.ref_image,
+        search.ref_video,
+        search.text,
+        search.combiner,
+        search.gallery,
+        *search.search_outputs,
+        tabs,
+    ]
+    d_open.click(
+        open_in_search,
+        [opened, search.k, session],
+        open_outputs,
+        api_name="open_query",
+        concurrency_id="encoder",
+    ).success(search.clear_stale, None, search.stale_outputs, api_visibility="private", queue=False)
 
     def wire_deep_link(demo: gr.Blocks) -> None:
         def on_load(s: Session | None, request: gr.Request):
@@ -252,14 +311,27 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
                 msg = f"This link could not be opened: {exc.args[0] if isinstance(exc, KeyError) else exc}"
                 gr.Warning(msg)
                 status_at = open_outputs.index(search.status)
-                return (*common, *[msg if i == status_at else v for i, v in enumerate(skip_open)], *skip_detail)
+                return (
+                    *common,
+                    *[msg if i == status_at else v for i, v in enumerate(skip_open)],
+                    *skip_detail,
+                )
             return (*common, *ran, *det)
 
         demo.load(
             user_errors(on_load),
             [session],
-            [*list_out, *weights_out, map_tab.html, map_tab.message, filt_md, filt_table, filt_examples,
-             *open_outputs, *detail_out],
+            [
+                *list_out,
+                *weights_out,
+                map_tab.html,
+                map_tab.message,
+                filt_md,
+                filt_table,
+                filt_examples,
+                *open_outputs,
+                *detail_out,
+            ],
             api_name="open_deep_link",
             show_progress="hidden",
         )

@@ -59,19 +59,27 @@ def build_map_tab(services: Services, session: gr.State, search: Any, tabs: gr.T
         gal = services.get_gallery(gname)
         pts = load_map_points(gal, lambda i: services.thumb_url(gname, i), colour)
         if pts is None:
-            return "{}", (f"No map for `{gname}` yet: run `python -m precompute.umap --gallery <its folder>`.")
+            return "{}", (
+                f"No map for `{gname}` yet: run `python -m precompute.umap --gallery <its folder>`."
+            )
         s = s if isinstance(s, Session) else Session()
         overlays, msg = None, ""
         if with_query:
             if not s.last or not s.last_query:
                 msg = NO_SEARCH
             elif s.last.get("gallery") != gname:
-                msg = f"Your last search ran on `{s.last.get('gallery')}`, not on `{gname}`: choose that gallery."
+                msg = f"Your last search ran on `{s.last.get('gallery')}`, not on `{gname}`: choose it."
             else:
                 xy = place_by_neighbours(pts, gal, np.asarray(s.last_query, dtype=np.float32))
-                overlays = overlays_for(pts, xy, [r["id"] for r in s.last["results"]], s.last.get("target_id"),
-                                        query_caption=s.last["text"])
-                msg = f"Your last search (★), its {len(s.last['results'])} results (○) and the target (◇) if any."
+                overlays = overlays_for(
+                    pts,
+                    xy,
+                    [r["id"] for r in s.last["results"]],
+                    s.last.get("target_id"),
+                    query_caption=s.last["text"],
+                )
+                n = len(s.last["results"])
+                msg = f"Your last search (★), its {n} results (○) and the target (◇) if any."
         return json.dumps(map_json(pts, overlays, title=f"{gname}: {len(gal)} items")), msg
 
     @user_errors
@@ -104,10 +112,21 @@ def build_map_tab(services: Services, session: gr.State, search: Any, tabs: gr.T
         return image, video, s, gr.Tabs(selected="search")
 
     # the overlay stays on when the colouring or the gallery changes
-    gr.on([map_gallery.change, colour_by.change], redraw, [map_gallery, colour_by, session, overlay_on],
-          [html, message], api_name="map")
-    map_btn.click(show_query, [map_gallery, colour_by, session], [html, message, overlay_on], api_name="map_query")
+    gr.on(
+        [map_gallery.change, colour_by.change],
+        redraw,
+        [map_gallery, colour_by, session, overlay_on],
+        [html, message],
+        api_name="map",
+    )
+    map_btn.click(
+        show_query, [map_gallery, colour_by, session], [html, message, overlay_on], api_name="map_query"
+    )
     html.point_click(on_point, [map_gallery], [clicked, clicked_md, clicked_id], api_name="open_point")
-    clicked_use.click(use_clicked, [map_gallery, clicked_id, session],
-                      [search.ref_image, search.ref_video, session, tabs], api_name="use_point")
+    clicked_use.click(
+        use_clicked,
+        [map_gallery, clicked_id, session],
+        [search.ref_image, search.ref_video, session, tabs],
+        api_name="use_point",
+    )
     return MapTab(html=html, message=message, draw=draw)

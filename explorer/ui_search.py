@@ -1,19 +1,13 @@
-"""Search tab: layout and wiring only (handlers: explorer/search.py, explorer/query.py, explorer/compare.py)."""
+"""Search tab: layout and wiring only (handlers: explorer/search.py and explorer/query.py)."""
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import gradio as gr
-import pandas as pd
 
-from explorer.compare import compare_outcome
 from explorer.intro import example_rows
 from explorer.near_duplicates import NEAR_COSINE, NEAR_PIXELS
 from explorer.plots import weights_bar_figure
@@ -27,19 +21,18 @@ from explorer.search import (
     load_reference,
     outcome_markdown,
     remember_reference,
-    removed_phrase,
     sampled_frames,
     search_with_session,
     video_still_path,
 )
 from explorer.services import Services, Session
 from explorer.ui import user_errors
+from explorer.ui_compare import build_compare_panel
+from explorer.ui_examples import build_examples
 
-MAX_COMPARE = 5
 EMPTY_STATUS = (
     "Add a reference (upload one, or click an example row below), type what should change, then **Search**."
 )
-EMPTY_COMPARE = "Click **Compare combiners** to run the same query through every combiner side by side."
 NEAR_DUPLICATE_INFO = (
     f"Items showing the same picture as the reference (embedding cosine ≥ {NEAR_COSINE} and 16×16 pixel "
     f"correlation ≥ {NEAR_PIXELS}, e.g. a zoom video made from it) are left out; the status line counts them."
@@ -105,31 +98,36 @@ def _session(s: Session | None) -> Session:
     return s if isinstance(s, Session) else Session()
 
 
-@contextlib.contextmanager
-def _examples_cache(folder: Path) -> Iterator[None]:
-    """Gradio reads its example cache folder from the environment when ``gr.Examples`` is built."""
-    old = os.environ.get("GRADIO_EXAMPLES_CACHE")
-    os.environ["GRADIO_EXAMPLES_CACHE"] = str(folder)
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("GRADIO_EXAMPLES_CACHE", None)
-        else:
-            os.environ["GRADIO_EXAMPLES_CACHE"] = old
-
-
 def build_search_tab(services: Services, session: gr.State, header: gr.Markdown) -> SearchTab:
     """Layout and events of the Search tab."""
     combiners = services.combiners()
     # created first (not rendered) so the example rows, shown under the reference, can target them
-    text = gr.Textbox(label="Modification text", placeholder="e.g. make it an orange", lines=2,
-                      elem_id="mod-text", render=False)
-    combiner = gr.Dropdown(combiners, value=default_combiner(combiners), label="Combiner", scale=1,
-                           min_width=100, elem_id="combiner", render=False)
+    text = gr.Textbox(
+        label="Modification text",
+        placeholder="e.g. make it an orange",
+        lines=2,
+        elem_id="mod-text",
+        render=False,
+    )
+    combiner = gr.Dropdown(
+        combiners,
+        value=default_combiner(combiners),
+        label="Combiner",
+        scale=1,
+        min_width=100,
+        elem_id="combiner",
+        render=False,
+    )
     status = gr.Markdown(EMPTY_STATUS, elem_id="search-status", render=False)
-    results = gr.Gallery(label="Results", columns=4, height="auto", elem_id="results", allow_preview=True,
-                         object_fit="contain", render=False)
+    results = gr.Gallery(
+        label="Results",
+        columns=4,
+        height="auto",
+        elem_id="results",
+        allow_preview=True,
+        object_fit="contain",
+        render=False,
+    )
     weights = gr.Plot(label="Combiner weights (w_mm, w_img, w_txt)", render=False)
     record = gr.JSON(label="record", render=False)
     rows = example_rows(default_combiner(combiners)) if services.default_gallery.startswith("demo-") else []
@@ -154,12 +152,16 @@ def build_search_tab(services: Services, session: gr.State, header: gr.Markdown)
             ref_status = gr.Markdown(elem_id="ref-status")
             frames_btn = gr.Button("Show the sampled frames", size="sm", elem_id="frames-btn")
             frames = gr.Gallery(
-                label="Sampled frames (CoVR samples 15)", columns=5, height=160, visible=False,
+                label="Sampled frames (CoVR samples 15)",
+                columns=5,
+                height=160,
+                visible=False,
                 elem_id="frames",
             )
             if rows:
-                examples = _examples(services, rows, ref_image, text, combiner, results, weights, status, record,
-                                     session)
+                examples = build_examples(
+                    services, rows, ref_image, text, combiner, results, weights, status, record, session
+                )
         with gr.Column(scale=3, min_width=280):
             text.render()
             with gr.Row():
@@ -175,8 +177,14 @@ def build_search_tab(services: Services, session: gr.State, header: gr.Markdown)
                 k = gr.Slider(1, 50, value=12, step=1, label="k", scale=1, min_width=100)
             with gr.Row():
                 kind = gr.Radio(list(KIND_CHOICES), value="all items", label="Show", scale=2, min_width=200)
-                hide = gr.Checkbox(value=True, label="Hide near-duplicates of the reference", scale=2,
-                                   info=NEAR_DUPLICATE_INFO, elem_id="hide-dups", min_width=200)
+                hide = gr.Checkbox(
+                    value=True,
+                    label="Hide near-duplicates of the reference",
+                    scale=2,
+                    info=NEAR_DUPLICATE_INFO,
+                    elem_id="hide-dups",
+                    min_width=200,
+                )
             with gr.Row():
                 search_btn = gr.Button("Search", variant="primary", elem_id="search-btn")
                 compare_btn = gr.Button("Compare combiners", elem_id="compare-btn")
@@ -188,26 +196,15 @@ def build_search_tab(services: Services, session: gr.State, header: gr.Markdown)
             weights.render()
             with gr.Accordion("Raw result (JSON)", open=False):
                 record.render()
-    with gr.Accordion("Compare: every combiner side by side", open=False, elem_id="compare-box") as compare_box:
-        compare_md = gr.Markdown(EMPTY_COMPARE, elem_id="compare-md")
-        compare_table = gr.Dataframe(label="weights, rank of the ground truth, top-1", interactive=False)
-        overlap_table = gr.Dataframe(label="top-k overlap", interactive=False)
-        with gr.Row():
-            compare_galleries = [
-                gr.Gallery(label=f"combiner {i + 1}", columns=2, height=420, visible=i < len(combiners))
-                for i in range(MAX_COMPARE)
-            ]
+    compare = build_compare_panel(services, combiners)
 
     # ------------------------------------------------------------------ outputs
-    compare_outputs = [compare_md, compare_table, overlap_table, compare_box, *compare_galleries]
-
-    stale_outputs = [results, frames, *compare_outputs]
+    stale_outputs = [results, frames, *compare.outputs]
 
     def clear_stale() -> tuple:
         """What a new query makes stale: an open preview of a result (the grid shows again), the previous
         sampled frames and comparison."""
-        return (gr.Gallery(selected_index=None), gr.Gallery(value=None, visible=False), EMPTY_COMPARE, pd.DataFrame(), pd.DataFrame(),
-                gr.Accordion(open=False), *[gr.Gallery(value=None) for _ in compare_galleries])
+        return (gr.Gallery(selected_index=None), gr.Gallery(value=None, visible=False), *compare.cleared())
 
     def show(outcome: SearchOutcome, s: Session, note: str = "") -> tuple:
         """A new outcome in the page: the grid (a new value closes an open preview), weights, status, record,
@@ -255,34 +252,22 @@ def build_search_tab(services: Services, session: gr.State, header: gr.Markdown)
         return gr.Gallery(value=sampled_frames(video), visible=True)
 
     @user_errors
-    def do_search(image: Any, video: Any, txt: str, comb: str, gname: str, kk: int, knd: str, hd: bool,
-                  s: Session | None):
+    def do_search(image: Any, video: Any, txt: str, comb: str, gname: str, kk: int, s: Session | None):
         s = _session(s)
-        res = search_with_session(services, s, image, video, txt, comb, gname, kk, knd or "all items",
-                                  True if hd is None else hd)
+        res = search_with_session(
+            services, s, image, video, txt, comb, gname, kk, s.show_kind, s.hide_near_duplicates
+        )
         return show(res.outcomes[comb], s)
 
-    @user_errors
-    def do_compare(image: Any, video: Any, txt: str, gname: str, kk: int, knd: str, hd: bool,
-                   s: Session | None):
+    def set_kind(knd: str, s: Session | None) -> Session:
         s = _session(s)
-        res = search_with_session(services, s, image, video, txt, services.combiners(), gname, kk,
-                                  knd or "all items", True if hd is None else hd, remember=False)
-        cmp = compare_outcome(res)
-        gals = []
-        names = list(cmp.outcomes)
-        for i in range(MAX_COMPARE):
-            if i < len(names):
-                o = cmp.outcomes[names[i]]
-                rank = f", target at rank {o.target_rank} among {o.scope}" if o.target_rank else ""
-                gals.append(gr.Gallery(value=gallery_value(o, services.cache_dir / "outlined"),
-                                       label=f"{names[i]}{rank}", visible=True, selected_index=None))
-            else:
-                gals.append(gr.Gallery(visible=False))
-        removed = removed_phrase(next(iter(cmp.outcomes.values())))
-        md = f"Compared {len(cmp.outcomes)} combiners on one encoding in {cmp.elapsed_s * 1000:.0f} ms" + (
-            f" ({removed})." if removed else ".")
-        return (md, cmp.table, cmp.overlap.reset_index(names="combiner"), gr.Accordion(open=True), *gals)
+        s.show_kind = KIND_CHOICES.get(knd, "all")
+        return s
+
+    def set_hide(hd: bool, s: Session | None) -> Session:
+        s = _session(s)
+        s.hide_near_duplicates = bool(hd)
+        return s
 
     def on_select(s: Session | None, evt: gr.SelectData) -> Session:
         s = _session(s)
@@ -326,11 +311,22 @@ def build_search_tab(services: Services, session: gr.State, header: gr.Markdown)
     )
     # a new video first drops the old reference, so a video that fails to load leaves none behind
     ref_video.upload(
-        start_video, [session], [ref_image, ref_status, session, frames], api_name="start_video",
-        api_visibility="private", queue=False,
+        start_video,
+        [session],
+        [ref_image, ref_status, session, frames],
+        api_name="start_video",
+        api_visibility="private",
+        queue=False,
     ).then(on_video, [ref_video, session], [ref_image, ref_status, session], api_name="video_still")
     frames_btn.click(show_frames, [ref_video], [frames], api_name="sample_frames")
-    search_inputs = [ref_image, ref_video, text, combiner, gallery, k, kind, hide, session]
+    # the two display options live in the session, so /search keeps its six inputs
+    kind.change(
+        set_kind, [kind, session], [session], api_name="set_show", api_visibility="private", queue=False
+    )
+    hide.change(
+        set_hide, [hide, session], [session], api_name="set_hide", api_visibility="private", queue=False
+    )
+    search_inputs = [ref_image, ref_video, text, combiner, gallery, k, session]
     gr.on(
         [search_btn.click, text.submit],
         do_search,
@@ -339,65 +335,31 @@ def build_search_tab(services: Services, session: gr.State, header: gr.Markdown)
         api_name="search",
         concurrency_id="encoder",
     ).success(clear_stale, None, stale_outputs, api_visibility="private", queue=False)
-    compare_btn.click(
-        do_compare,
-        [ref_image, ref_video, text, gallery, k, kind, hide, session],
-        compare_outputs,
-        api_name="compare",
-        concurrency_id="encoder",
-    )
+    compare.wire(compare_btn, [ref_image, ref_video, text, gallery, k, session])
     results.select(on_select, [session], [session], api_name="select_result", api_visibility="private")
-    use_btn.click(use_selected, [session], [ref_image, ref_video, ref_status, session], api_name="use_as_reference")
+    use_btn.click(
+        use_selected, [session], [ref_image, ref_video, ref_status, session], api_name="use_as_reference"
+    )
     pin_btn.click(pin, [ref_image, ref_video, session], [status], api_name="pin")
     gallery.change(services.header_markdown, [gallery], [header], api_name="header", api_visibility="private")
     if rows:
         examples.success(clear_stale, None, stale_outputs, api_visibility="private", queue=False)
-    return SearchTab(ref_image, ref_video, text, combiner, gallery, k, results, weights, status, record,
-                     search_outputs, show, stale_outputs, clear_stale)
-
-
-def _examples(services: Services, rows: list[list[str]], ref_image: gr.Image, text: gr.Textbox,
-              combiner: gr.Dropdown, results: gr.Gallery, weights: gr.Plot, status: gr.Markdown,
-              record: gr.JSON, session: gr.State) -> Any:
-    """Curated example rows that run on click; each row's outputs are cached after its first use (lazy),
-    in a folder per encoder checkpoint and gallery build, so no stale result is ever shown."""
-
-    def run_example(image: str, txt: str, comb: str):
-        s = Session()
-        res = search_with_session(services, s, image, None, txt, comb, services.default_gallery, 12)
-        out = res.outcomes[comb]
-        # plain values: a cached example cannot return component updates
-        return (gallery_value(out, services.cache_dir / "outlined"), weights_bar_figure(out.weights, comb),
-                outcome_markdown(out), s.last)
-
-    @user_errors
-    def adopt(image: str, txt: str, comb: str, s: Session | None) -> Session:
-        """The example's search becomes the session's last search (so Pin and the map work on it); the
-        reference is already encoded, so this is the text pass only."""
-        s = _session(s)
-        if image and txt:
-            search_with_session(services, s, image, None, txt, comb, services.default_gallery, 12)
-        return s
-
-    # one cache per encoder checkpoint, gallery build and set of rows: a change of any never shows stale results
-    key = hashlib.sha256(json.dumps([services.info.name, services.info.version, services.info.checkpoint_sha256,
-                                     services.gallery_hash(services.default_gallery), rows]).encode()).hexdigest()
-    folder = services.cache_dir / "examples" / key[:16]
-    with _examples_cache(folder):
-        ex = gr.Examples(
-            examples=rows,
-            inputs=[ref_image, text, combiner],
-            outputs=[results, weights, status, record],
-            fn=run_example,
-            cache_examples=True,
-            cache_mode="lazy",
-            label="Examples: click a row to run it (reference · text · combiner)",
-            examples_per_page=len(rows),
-            api_name="run_example",
-            elem_id="examples",
-        )
-    return ex.cache_event.then(adopt, [ref_image, text, combiner, session], [session], api_name="adopt_example",
-                               api_visibility="private")
+    return SearchTab(
+        ref_image,
+        ref_video,
+        text,
+        combiner,
+        gallery,
+        k,
+        results,
+        weights,
+        status,
+        record,
+        search_outputs,
+        show,
+        stale_outputs,
+        clear_stale,
+    )
 
 
 def _reset_upload(s: Session) -> Session:

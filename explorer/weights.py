@@ -69,12 +69,11 @@ def identical_combiners(per_query: pd.DataFrame) -> list[tuple[str, str]]:
     stored top ids)."""
     names = list(dict.fromkeys(per_query["combiner"].astype(str)))
     ranked = {
-        c: per_query[per_query["combiner"].astype(str) == c].set_index("query_id").sort_index()
-        for c in names
+        c: per_query[per_query["combiner"].astype(str) == c].set_index("query_id").sort_index() for c in names
     }
     pairs = []
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             ra, rb = ranked[a], ranked[b]
             if len(ra) != len(rb) or not ra.index.equals(rb.index):
                 continue

@@ -31,7 +31,10 @@ def _search(page, image: str, text: str, combiner: str | None = None) -> str:
     page.click("#search-btn")
     page.wait_for_function(
         "([b]) => { const t = document.querySelector('#search-status').innerText; "
-        "return t !== b && t.includes('results'); }", arg=[before], timeout=WAIT)
+        "return t !== b && t.includes('results'); }",
+        arg=[before],
+        timeout=WAIT,
+    )
     page.locator("#results .thumbnail-item").first.wait_for(timeout=WAIT)
     return _status(page)
 
@@ -70,7 +73,9 @@ def _bench_rank(page, query_id: str, combiner: str) -> int:
     "bench, query, combiner",
     [("mini-cirr-lite", "0", "AVG"), ("mini-cirr-lite", "30", "AVG"), ("mini-webvid-lite", "2", "AVG")],
 )
-def test_deep_link_rank_agrees_with_frame_record_table_and_curate(open_page, bench, query, combiner, output_dir):
+def test_deep_link_rank_agrees_with_frame_record_table_and_curate(
+    open_page, bench, query, combiner, output_dir
+):
     page = open_page(f"?bench={bench}&query={query}&combiner={combiner}")
     page.wait_for_selector("#search-status :text('target')", timeout=WAIT)
     status = _status(page)
@@ -83,7 +88,10 @@ def test_deep_link_rank_agrees_with_frame_record_table_and_curate(open_page, ben
     if rank <= 12:
         assert len(framed) == 1 and framed[0].startswith(f"#{rank} · "), (framed, status)
         frame = page.locator("#results .thumbnail-item.covr-target")
-        assert frame.count() == 1 and frame.evaluate("e => getComputedStyle(e).outlineColor") == "rgb(44, 160, 44)"
+        assert (
+            frame.count() == 1
+            and frame.evaluate("e => getComputedStyle(e).outlineColor") == "rgb(44, 160, 44)"
+        )
     assert page.locator("#results .preview").count() == 0  # the grid, not a large preview
     page.screenshot(path=str(output_dir / f"browser-deeplink-{bench}-{query}.png"), full_page=True)
     # the pinned record and the Curate table say the same
@@ -92,7 +100,9 @@ def test_deep_link_rank_agrees_with_frame_record_table_and_curate(open_page, ben
     page.get_by_role("tab", name="Curate").click()
     page.locator("#pinned-table [role=gridcell]").first.wait_for(timeout=WAIT)
     page.locator("#pinned-table").evaluate(  # the newest pin is the last row: scroll the table down
-        "t => t.querySelectorAll('*').forEach(e => { if (e.scrollHeight > e.clientHeight) e.scrollTop = e.scrollHeight; })")
+        "t => t.querySelectorAll('*').forEach(e => {"
+        " if (e.scrollHeight > e.clientHeight) e.scrollTop = e.scrollHeight; })"
+    )
     page.locator("#pinned-table [role=gridcell]", has_text=f"{rank} of {scope}").first.wait_for(timeout=WAIT)
     # the benchmark table says the same
     assert _bench_rank(page, query, combiner) == rank
@@ -152,8 +162,10 @@ def test_a_new_query_clears_frames_comparison_and_preview(open_page, output_dir)
     page.wait_for_selector("#search-status :text('a cup of coffee')", timeout=WAIT)
     assert page.locator("#results .preview").count() == 0
     assert not page.locator("#frames").is_visible()
-    assert "Click **Compare combiners**" in page.locator("#compare-md").inner_text() or \
-        "Compare combiners" in page.locator("#compare-md").inner_text()
+    assert (
+        "Click **Compare combiners**" in page.locator("#compare-md").inner_text()
+        or "Compare combiners" in page.locator("#compare-md").inner_text()
+    )
     assert "Compared" not in page.locator("#compare-md").inner_text()
     page.screenshot(path=str(output_dir / "browser-new-query-cleared.png"), full_page=True)
 
@@ -197,9 +209,13 @@ def test_explore_panels_empty_states_and_webvid_videos(open_page, output_dir):
     page.wait_for_timeout(1500)
     page.locator("#bench-table [data-testid='cell-2-1']").click()
     page.wait_for_selector("#opened-md :text('rank of the target')", timeout=WAIT)
-    assert page.locator("#opened-reference video").count() == 1 and page.locator("#opened-target video").count() == 1
+    assert (
+        page.locator("#opened-reference video").count() == 1
+        and page.locator("#opened-target video").count() == 1
+    )
     broken = page.evaluate(
-        "Array.from(document.images).filter(i => i.complete && i.naturalWidth === 0 && i.src).map(i => i.src)")
+        "Array.from(document.images).filter(i => i.complete && i.naturalWidth === 0 && i.src).map(i => i.src)"
+    )
     assert not broken, broken
     page.screenshot(path=str(output_dir / "browser-webvid-opened.png"), full_page=True)
 
@@ -228,8 +244,7 @@ def test_weights_view_shows_every_query_with_counts(open_page, output_dir):
     counts = [int(re.search(r"\((\d+)\)", t).group(1)) for t in legend if re.search(r"\((\d+)\)", t)]
     assert any(t.startswith("success (") for t in legend) and sum(counts) == 46, legend
     assert page.locator("#ternary .point").count() == 46
-    xs = page.locator("#ternary .point").evaluate_all(
-        "ps => ps.map(p => p.getAttribute('transform'))")
+    xs = page.locator("#ternary .point").evaluate_all("ps => ps.map(p => p.getAttribute('transform'))")
     assert len(set(xs)) > 40  # jittered: the fixed combiner's 46 equal weights do not collapse into one dot
     page.screenshot(path=str(output_dir / "browser-weights.png"), full_page=True)
 
@@ -241,8 +256,9 @@ def test_near_duplicates_are_hidden_and_counted(open_page):
     assert not any("videos/zoom_cat ·" in c for c in _captions(page))
     page.locator("#hide-dups input").uncheck()
     page.click("#search-btn")
-    page.wait_for_function("() => !document.querySelector('#search-status').innerText.includes('near-duplicate')",
-                           timeout=WAIT)
+    page.wait_for_function(
+        "() => !document.querySelector('#search-status').innerText.includes('near-duplicate')", timeout=WAIT
+    )
     page.wait_for_timeout(1000)
     assert any("videos/zoom_cat ·" in c for c in _captions(page))
 
@@ -271,7 +287,8 @@ def test_first_impression_examples_and_400px(open_page, output_dir):
     phone.wait_for_timeout(1000)
     assert phone.evaluate("document.documentElement.scrollWidth") <= 402
     for box in phone.locator("#results .thumbnail-item").evaluate_all(
-            "items => items.map(i => i.getBoundingClientRect()).map(r => [r.left, r.right])"):
+        "items => items.map(i => i.getBoundingClientRect()).map(r => [r.left, r.right])"
+    ):
         assert box[0] >= 0 and box[1] <= 400, box  # no result column cut off
     phone.screenshot(path=str(output_dir / "browser-400px.png"), full_page=True)
     assert not page.errors and not phone.errors  # type: ignore[attr-defined]

@@ -66,9 +66,13 @@ def test_every_benchmark_query_and_combiner_agrees_everywhere(app_services, tmp_
                 assert f"rank of the target: **{stored}** {scope}" in view.markdown(), where  # opened query
                 if name == "mini-webvid-lite":  # CoVR's WebVid protocol: the evaluation's target videos only
                     targets = set(bench.per_query["target"])
-                    assert out.noun == "videos" and out.candidates == len(targets) - len(out.removed.reference)
+                    assert out.noun == "videos" and out.candidates == len(targets) - len(
+                        out.removed.reference
+                    )
                 else:  # CIRR: the whole gallery but the reference
-                    assert out.noun == "items" and out.candidates == len(svc.get_gallery(run.view.gallery)) - 1
+                    assert (
+                        out.noun == "items" and out.candidates == len(svc.get_gallery(run.view.gallery)) - 1
+                    )
                 checked += 1
     assert checked == 46 * 4 + 16 * 4
 
@@ -85,8 +89,10 @@ def test_demo_query_set_is_well_formed_and_composes(app_services):
     gal = app_services.get_gallery()
     qset.check_ids(gal.items["id"].astype(str))
     assert len(qset.queries) >= 40 and qset.provenance and qset.licence
-    mini = {(t["reference"], t["target_hard"]) for t in
-            json.loads((ASSETS_DIR / "benchmark" / "cirr" / "cap.rc2.demo.json").read_text())}
+    mini = {
+        (t["reference"], t["target_hard"])
+        for t in json.loads((ASSETS_DIR / "benchmark" / "cirr" / "cap.rc2.demo.json").read_text())
+    }
     assert not mini & {(q.reference, q.target) for q in qset.queries}
     summary = summarise(evaluate_query_set(app_services, qset)).set_index("combiner")
     default = default_combiner(app_services.combiners())

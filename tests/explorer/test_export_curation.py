@@ -43,8 +43,13 @@ def _panels():
     results = [
         Panel(Image.new("RGB", (50, 80), "blue"), rank=1, item_id="a", score=0.9),
         Panel(Image.new("RGB", (90, 40), "yellow"), rank=2, item_id="t", score=0.8, is_target=True),
-        Panel(Image.new("RGB", (64, 48), "gray"), is_video=True, rank=3, item_id="videos/fade_apple_orange",
-              score=0.7),
+        Panel(
+            Image.new("RGB", (64, 48), "gray"),
+            is_video=True,
+            rank=3,
+            item_id="videos/fade_apple_orange",
+            score=0.7,
+        ),
     ]
     return ref, results
 
@@ -57,8 +62,14 @@ def _texts(fig) -> list[str]:
 @pytest.mark.parametrize("font_pt", [MIN_FONT_PT, 9.0])
 def test_figure_is_column_wide_and_legible_at_print_size(preset, width_in, font_pt):
     ref, results = _panels()
-    opts = FigureOptions(preset=preset, n_results=3, font_pt=font_pt, show_ids=True, show_scores=True,
-                         title="Composition at work")
+    opts = FigureOptions(
+        preset=preset,
+        n_results=3,
+        font_pt=font_pt,
+        show_ids=True,
+        show_scores=True,
+        title="Composition at work",
+    )
     fig = render_example(ref, RECORD["text"], results, opts)
     assert tuple(fig.get_size_inches())[0] == pytest.approx(width_in)
     assert fig.get_size_inches()[1] < width_in  # a row figure
@@ -77,12 +88,14 @@ def test_options_results_ids_scores_title_and_font_floor():
     texts = _texts(fig)
     assert len(fig.axes) == 3 and "3" not in texts  # the reference and 2 results
     assert not any(re.fullmatch(r"0\.\d{3}", t) for t in texts) and "a" not in texts  # no scores or ids
-    fig = render_example(ref, "x", results, FigureOptions(n_results=3, show_ids=True, show_scores=True, title="T"))
+    fig = render_example(
+        ref, "x", results, FigureOptions(n_results=3, show_ids=True, show_scores=True, title="T")
+    )
     texts = _texts(fig)
     assert "0.900" in texts and "a" in texts and "T" in texts
     # the long id is wrapped, never cut: its lines put back together give the full id
     start = texts.index("videos/")
-    assert "".join(texts[start:start + 4]) == "videos/fade_apple_orange"
+    assert "".join(texts[start : start + 4]) == "videos/fade_apple_orange"
     for bad in (dict(font_pt=6.5), dict(n_results=0), dict(preset="a4"), dict(title="x" * 500)):
         with pytest.raises(ValueError):
             FigureOptions(**bad)
@@ -105,8 +118,11 @@ def test_target_is_framed_and_videos_wear_a_film_strip():
     ref, results = _panels()
     fig = render_example(ref, "x", results, FigureOptions(n_results=3))
     ax_plain, ax_target, ax_video = fig.axes[1], fig.axes[2], fig.axes[3]
-    frames = [p for p in ax_target.patches if isinstance(p, Rectangle)
-              and to_hex(p.get_edgecolor()) == TARGET_COLOUR]
+    frames = [
+        p
+        for p in ax_target.patches
+        if isinstance(p, Rectangle) and to_hex(p.get_edgecolor()) == TARGET_COLOUR
+    ]
     assert len(frames) == 1 and not ax_plain.patches
     black = [p for p in ax_video.patches if to_hex(p.get_facecolor()) == "#000000"]
     holes = [p for p in ax_video.patches if to_hex(p.get_facecolor()) == "#ffffff"]
@@ -134,13 +150,20 @@ def test_snippets_include_the_figure_and_the_rank_with_its_scope():
 def test_zip_holds_pdf_svg_png_json_and_snippets(tmp_path):
     ref, results = _panels()
     fig = render_example(ref, "t", results, FigureOptions())
-    out = write_export_zip([(RECORD, fig), (dict(RECORD, id="x2", text="other"), fig)], tmp_path / "e.zip",
-                           FigureOptions())
+    out = write_export_zip(
+        [(RECORD, fig), (dict(RECORD, id="x2", text="other"), fig)], tmp_path / "e.zip", FigureOptions()
+    )
     with zipfile.ZipFile(out) as zf:
         names = zf.namelist()
         first = sorted(n for n in names if n.startswith("01-"))
         assert [n.split("/")[1] for n in first] == [
-            "figure.pdf", "figure.png", "figure.svg", "record.json", "snippet.md", "snippet.tex"]
+            "figure.pdf",
+            "figure.png",
+            "figure.svg",
+            "record.json",
+            "snippet.md",
+            "snippet.tex",
+        ]
         pdf, png, svg = (zf.read(first[i]) for i in range(3))
         assert pdf.startswith(b"%PDF") and b"/FontFile2" in pdf  # TrueType fonts embedded
         assert b"<text" not in svg and b"<path" in svg  # glyphs as paths: renders the same everywhere

@@ -35,7 +35,12 @@ def _zoom_video(path, image: Image.Image, frames: int = 12) -> None:
         for i in range(frames):  # a slow zoom into the middle, starting from the whole picture
             f = 1 - 0.3 * i / frames
             w, h = image.width * f, image.height * f
-            box = ((image.width - w) / 2, (image.height - h) / 2, (image.width + w) / 2, (image.height + h) / 2)
+            box = (
+                (image.width - w) / 2,
+                (image.height - h) / 2,
+                (image.width + w) / 2,
+                (image.height + h) / 2,
+            )
             frame = image.crop(tuple(round(b) for b in box)).resize((96, 64))
             for packet in stream.encode(av.VideoFrame.from_image(frame)):
                 out.mux(packet)
@@ -54,12 +59,20 @@ def gallery(tmp_path):
     _photo(2).save(media / "far.png")
     e = _unit(np.arange(1, DIM + 1))
     other = _unit(np.r_[1.0, np.zeros(DIM - 1)])
-    emb = np.stack([e, _unit(e + 0.12 * other), _unit(e + 0.05 * other), _unit(other)])  # cos 1, ~0.97, ~0.99, low
-    items = pd.DataFrame({
-        "id": ["copy", "zoom", "same_kind", "far"], "kind": ["image", "video", "image", "image"],
-        "media": ["copy.png", "zoom.mp4", "same_kind.png", "far.png"], "caption": [""] * 4,
-        "split": ["t"] * 4, "duration": [np.nan, 1.0, np.nan, np.nan], "thumbnail": [""] * 4,
-    })
+    emb = np.stack(
+        [e, _unit(e + 0.12 * other), _unit(e + 0.05 * other), _unit(other)]
+    )  # cos 1, ~0.97, ~0.99, low
+    items = pd.DataFrame(
+        {
+            "id": ["copy", "zoom", "same_kind", "far"],
+            "kind": ["image", "video", "image", "image"],
+            "media": ["copy.png", "zoom.mp4", "same_kind.png", "far.png"],
+            "caption": [""] * 4,
+            "split": ["t"] * 4,
+            "duration": [np.nan, 1.0, np.nan, np.nan],
+            "thumbnail": [""] * 4,
+        }
+    )
     gal = Gallery.build(emb, items, INFO, "g", media_root=str(media))
     gal.save(tmp_path / "g")
     return Gallery.load(tmp_path / "g"), ref, e

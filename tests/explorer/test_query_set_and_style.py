@@ -1,4 +1,4 @@
-"""The composed query set file format, and the shared print style (explorer.figure_style) other figures use."""
+"""The composed query set file format, and the shared print style (explorer.figure_style)."""
 
 from __future__ import annotations
 

@@ -80,7 +80,9 @@ def test_rank_is_counted_among_what_the_user_sees(tiny_services):
 
 
 def test_hits_and_labels(tiny_services):
-    res = run_query(tiny_services, _ref(tiny_services), "make it brighter", ["IMAGE"], "pics", 5, target_id="p4")
+    res = run_query(
+        tiny_services, _ref(tiny_services), "make it brighter", ["IMAGE"], "pics", 5, target_id="p4"
+    )
     out = res.outcomes["IMAGE"]
     assert [h.rank for h in out.hits] == [1, 2, 3, 4, 5] and np.allclose(out.weights, [0, 1, 0])
     scores = [h.score for h in out.hits]
@@ -194,7 +196,9 @@ def test_compare_runs_every_combiner_on_one_encoding(tiny_services):
     enc = tiny_services.encoder
     ref = _ref(tiny_services)
     calls = enc.vision_calls
-    res = run_query(tiny_services, ref, "make it red", ["NA", "AVG", "TEXT", "IMAGE"], "pics", 4, target_id="p3")
+    res = run_query(
+        tiny_services, ref, "make it red", ["NA", "AVG", "TEXT", "IMAGE"], "pics", 4, target_id="p3"
+    )
     cmp = compare_outcome(res)
     assert enc.vision_calls == calls
     assert list(cmp.outcomes) == list(cmp.table["combiner"]) == ["NA", "AVG", "TEXT", "IMAGE"]

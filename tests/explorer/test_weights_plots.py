@@ -69,8 +69,10 @@ def _per_query(ranks: dict[str, list[int]], tops: dict[str, list[list[str]]]) ->
 
 def test_identical_combiners_and_the_note_that_explains_them():
     tops = [["a", "b"], ["c", "d"]]
-    pq = _per_query({"NA": [1, 3], "AVG": [1, 3], "TEXT": [2, 3]},
-                    {"NA": tops, "AVG": tops, "TEXT": [["b", "a"], ["c", "d"]]})
+    pq = _per_query(
+        {"NA": [1, 3], "AVG": [1, 3], "TEXT": [2, 3]},
+        {"NA": tops, "AVG": tops, "TEXT": [["b", "a"], ["c", "d"]]},
+    )
     assert identical_combiners(pq) == [("NA", "AVG")]
     from covr_core.types import EncoderInfo
 
