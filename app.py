@@ -32,6 +32,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-dir", default=None, help="data folder (default: $COVR_DATA_DIR or ./data)")
     p.add_argument("--device", default="cpu", help="torch device of the encoder")
     p.add_argument(
+        "--webvid-root",
+        default=os.environ.get("COVR_WEBVID_ROOT"),
+        help="WebVid videos as <root>/<pth>.mp4 for the filter view's example frames "
+        "(default: $COVR_WEBVID_ROOT or <data>/webvid)",
+    )
+    p.add_argument(
         "--dtype",
         default=os.environ.get("COVR_DTYPE", "float32"),
         choices=("float32", "bfloat16", "float16"),
@@ -44,6 +50,8 @@ def main(argv: list[str] | None = None) -> None:
     """Build the services and the page, then serve it (never a public share link)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     a = parse_args(argv)
+    if a.webvid_root:  # read by explorer.filter_view.webvid_root
+        os.environ["COVR_WEBVID_ROOT"] = a.webvid_root
     services = Services.create(a.encoder, a.gallery, a.data_dir, a.checkpoint, a.device, a.mlp, a.dtype)
     demo = build_demo(services)
     demo.queue(default_concurrency_limit=services.settings.limits.max_concurrent_jobs)

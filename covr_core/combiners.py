@@ -160,6 +160,7 @@ def load_mlp_combiner(path: str | Path) -> MLPCombiner:
     record_path = path.with_suffix(".json")
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     if record.get("trained") is False:
-        raise ValueError(f"{path} holds an untrained MLP combiner")
+        why = record.get("status") or "its record says trained: false"
+        raise ValueError(f"{path.name} holds an untrained MLP combiner ({why})")
     mlp = mlp_from_state_dict(load_file(str(path)), record=record)
     return mlp

@@ -34,6 +34,7 @@ class Benchmark:
     per_query: pd.DataFrame
     captions: dict[str, str] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    stamp: tuple = ()  #: ``benchmark_stamp`` of the folder when it was read
 
     @property
     def combiners(self) -> list[str]:
@@ -56,11 +57,64 @@ def _resolve(path: str, base: Path) -> Path | None:
 
 
 def find_benchmarks(data_dir: str | Path) -> dict[str, Path]:
-    """Evaluation folders under ``<data>/evaluations/`` (name -> folder), sorted by name."""
+    """Evaluation folders under ``<data>/evaluations/`` (name -> folder), sorted by name; hidden folders
+    (an evaluation being written) are skipped."""
     root = Path(data_dir) / "evaluations"
     if not root.is_dir():
         return {}
-    return {p.parent.name: p.parent for p in sorted(root.glob("*/per_query.parquet"))}
+    return {p.parent.name: p.parent for p in sorted(root.glob("*/per_query.parquet"))
+            if not p.parent.name.startswith(".")}
+
+
+def benchmark_stamp(folder: Path) -> tuple:
+    """Changes when an evaluation folder is rewritten (modification times and sizes of its two files)."""
+    out = []
+    for name in ("per_query.parquet", "metrics.json"):
+        try:
+            st = (folder / name).stat()
+            out.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+def benchmark_combiner_names(folder: Path) -> list[str]:
+    """Combiners of an evaluation folder from its ``metrics.json`` (the parquet only when that is missing)."""
+    try:
+        names = json.loads((folder / "metrics.json").read_text()).get("info", {}).get("combiners")
+    except (OSError, json.JSONDecodeError):
+        names = None
+    if names:
+        return [str(n) for n in names]
+    pq = pd.read_parquet(folder / "per_query.parquet", columns=["combiner"])
+    return list(dict.fromkeys(pq["combiner"].astype(str)))
+
+
+def request_base_url(headers: Mapping[str, str], default: str = "") -> str:
+    """The page's own base URL for deep links: the browser's ``Origin``, else the (forwarded) host and
+    scheme of the request, so an API call to any host/port gets links to that host/port."""
+    h = {str(k).lower(): str(v) for k, v in (headers or {}).items()}
+    origin = h.get("origin", "").strip()
+    if origin and origin != "null":
+        return origin.rstrip("/")
+    host = (h.get("x-forwarded-host") or h.get("host") or "").split(",")[0].strip()
+    if not host:
+        return default
+    scheme = (h.get("x-forwarded-proto") or "http").split(",")[0].strip()
+    return f"{scheme}://{host}"
+
+
+def page_of(table: pd.DataFrame, page: int, per_page: int) -> tuple[pd.DataFrame, str]:
+    """One page of a filtered table and the line that says which rows of how many are shown."""
+    total = len(table)
+    pages = max(1, -(-total // per_page))
+    page = min(max(1, int(page or 1)), pages)
+    start = (page - 1) * per_page
+    part = table.iloc[start:start + per_page]
+    if total == 0:
+        return part, "No query matches."
+    return part, (f"Rows {start + 1:,}–{start + len(part):,} of {total:,} matching queries "
+                  f"(page {page} of {pages}; {per_page:,} per page)")
 
 
 def load_benchmark(folder: str | Path, name: str | None = None) -> Benchmark:

@@ -1,8 +1,12 @@
 """WebVid filter view: the filter job's Table-4 statistics and example pairs (middle frames) per rule.
 
-Reads ``precompute.filter_webvid`` output folders (``stats.json`` + ``<stem>_<rule>.csv``) under
-``<data>/webvid_filter/``; on first use it runs the filter on the bundled mini WebVid-CoVR CSV and
-CleanVid-format map (``assets/benchmark/webvid/``) into ``<data>/webvid_filter/demo/``.
+Filter runs are ``precompute.filter_webvid`` output folders (``stats.json`` + ``<stem>_<rule>.csv``) at
+``<data>/webvid_filter/<name>/`` (also ``--out <data>/webvid_filter`` itself, listed as ``webvid_filter``).
+When there is none, the filter runs once on the bundled mini WebVid-CoVR CSV and CleanVid-format map
+(``assets/benchmark/webvid/``) into ``<data>/webvid_filter/demo/``, labelled as the bundled demo.
+
+Example frames need the videos: ``<webvid root>/<pth>.mp4`` with the root from ``--webvid-root`` /
+``COVR_WEBVID_ROOT`` (default ``<data>/webvid``); the bundled demo's videos come from ``assets/``.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,11 @@ ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 DEMO_CSV = ASSETS_DIR / "benchmark" / "webvid" / "webvid-covr_demo.csv"
 DEMO_MAP = ASSETS_DIR / "benchmark" / "webvid" / "cleanvid_map_demo.csv"
 EXAMPLE_RULES = ("same author", "same category", "neither")
+#: Environment variable of the WebVid video root (``app.py --webvid-root`` sets it).
+WEBVID_ROOT_ENV = "COVR_WEBVID_ROOT"
+DEMO_RUN = "demo"
+#: Rows of an input CSV read to find "neither" examples (bounded: the train CSV has 1.6M rows).
+NEITHER_SCAN_ROWS = 20_000
 
 
 @dataclass
@@ -34,6 +44,27 @@ class FilterReport:
     markdown: str = ""
     examples: dict[str, pd.DataFrame] = field(default_factory=dict)
     video_roots: list[Path] = field(default_factory=list)
+    name: str = ""
+    is_demo: bool = False  #: the bundled mini benchmark's run (shown with that label)
+    warnings: list[str] = field(default_factory=list)
+
+
+def webvid_root(data_dir: str | Path) -> Path:
+    """The folder holding WebVid videos as ``<root>/<pth>.mp4``: ``$COVR_WEBVID_ROOT`` or ``<data>/webvid``."""
+    env = os.environ.get(WEBVID_ROOT_ENV, "").strip()
+    return Path(env).expanduser().resolve() if env else Path(data_dir).resolve() / "webvid"
+
+
+def find_filter_runs(data_dir: str | Path) -> dict[str, Path]:
+    """Filter runs under ``<data>/webvid_filter/`` (name -> folder): ``<name>/stats.json`` and a run written
+    straight into ``webvid_filter/``; hidden (temporary) folders are skipped; the demo run last."""
+    root = Path(data_dir) / "webvid_filter"
+    if not root.is_dir():
+        return {}
+    runs = {p.parent.name: p.parent for p in sorted(root.glob("*/stats.json")) if not p.parent.name.startswith(".")}
+    if (root / "stats.json").is_file():
+        runs = {root.name: root, **runs}
+    return dict(sorted(runs.items(), key=lambda kv: kv[0] == DEMO_RUN))
 
 
 def ensure_demo_filter(data_dir: str | Path) -> Path | None:
@@ -73,49 +104,56 @@ def stats_table(stats: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["dataset", "target videos", "triplets", "query videos"])
 
 
-def load_filter_report(data_dir: str | Path, n_examples: int = 2) -> FilterReport | None:
-    """The newest filter run under ``<data>/webvid_filter/`` (the bundled demo's when none), or None."""
-    root = Path(data_dir) / "webvid_filter"
-    runs = sorted(root.glob("*/stats.json"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
+def load_filter_report(data_dir: str | Path, run: str | None = None, n_examples: int = 2) -> FilterReport | None:
+    """One filter run (``run`` by name; default: the first non-demo run, else the bundled demo's), or None."""
+    runs = find_filter_runs(data_dir)
     if not runs:
         try:
-            folder = ensure_demo_filter(data_dir)
+            ensure_demo_filter(data_dir)
         except Exception as exc:  # noqa: BLE001 - optional view
             log.warning("WebVid filter on the bundled demo failed: %s", exc)
-            folder = None
-        if folder is None:
+        runs = find_filter_runs(data_dir)
+        if not runs:
             return None
-        runs = [folder / "stats.json"]
-    folder = runs[-1].parent
-    record = json.loads(runs[-1].read_text())
+    if run is not None and run not in runs:
+        raise KeyError(f"unknown filter run {run!r} (have {sorted(runs)})")
+    name = run or next(iter(runs))
+    folder = runs[name]
+    record = json.loads((folder / "stats.json").read_text())
     md = (folder / "stats.md").read_text() if (folder / "stats.md").exists() else ""
-    examples: dict[str, pd.DataFrame] = {}
-    stems = list(record.get("stats", {}))
-    if stems:
-        stem = stems[0]
-        author = _read(folder / f"{stem}_same-author.csv")
-        category = _read(folder / f"{stem}_same-category.csv")
-        either = _read(folder / f"{stem}_same-author-or-category.csv")
-        examples["same author"] = author.head(n_examples)
-        if not category.empty:
-            examples["same category"] = category[
-                ~category["pth1"]
-                .add("|")
-                .add(category["pth2"])
-                .isin(author["pth1"].add("|").add(author["pth2"]))
-            ].head(n_examples)
-        original = DEMO_CSV if DEMO_CSV.stem == stem else None
-        if original is not None and original.exists():
-            allrows = _read(original)
-            key = allrows["pth1"] + "|" + allrows["pth2"]
-            examples["neither"] = allrows[~key.isin(either["pth1"] + "|" + either["pth2"])].head(n_examples)
+    is_demo = name == DEMO_RUN and DEMO_CSV.stem in record.get("stats", {})
     return FilterReport(
         folder=folder,
         table=stats_table(record.get("stats", {})),
         markdown=md,
-        examples=examples,
-        video_roots=[ASSETS_DIR, Path(data_dir) / "webvid"],
+        examples=_examples(folder, record, n_examples),
+        video_roots=[ASSETS_DIR] if is_demo else [webvid_root(data_dir), ASSETS_DIR],
+        name=name,
+        is_demo=is_demo,
+        warnings=list(record.get("warnings", [])),
     )
+
+
+def _examples(folder: Path, record: dict, n: int) -> dict[str, pd.DataFrame]:
+    """Up to ``n`` rows per rule of the run's first CSV; "neither" rows come from its input CSV when readable."""
+    stems = list(record.get("stats", {}))
+    if not stems:
+        return {}
+    stem = stems[0]
+    author = _read(folder / f"{stem}_same-author.csv")
+    category = _read(folder / f"{stem}_same-category.csv")
+    either = _read(folder / f"{stem}_same-author-or-category.csv")
+    out = {"same author": author.head(n)}
+    if not category.empty:
+        key = category["pth1"] + "|" + category["pth2"]
+        out["same category"] = category[~key.isin(author["pth1"] + "|" + author["pth2"])].head(n)
+    inputs = [Path(p) for p in record.get("inputs", [])] or ([DEMO_CSV] if DEMO_CSV.stem == stem else [])
+    original = next((p for p in inputs if p.stem == stem and p.is_file()), None)
+    if original is not None:
+        rows = pd.read_csv(original, dtype=str, keep_default_na=False, nrows=NEITHER_SCAN_ROWS)
+        key = rows["pth1"] + "|" + rows["pth2"]
+        out["neither"] = rows[~key.isin(either["pth1"] + "|" + either["pth2"])].head(n)
+    return out
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -172,3 +210,22 @@ def filter_examples(report: FilterReport, cache_dir: str | Path) -> list[tuple[s
                     continue
             out.append((str(path), f"{rule}: “{row.get('txt1', '')}” | “{row.get('txt2', '')}”"))
     return out
+
+
+def filter_tab(data_dir: str | Path, cache_dir: str | Path, run: str | None = None) -> tuple[str, pd.DataFrame, list]:
+    """(Markdown, Table 4, example pairs) of the Explore tab's WebVid filter view for one run."""
+    rep = load_filter_report(data_dir, run)
+    if rep is None:
+        return ("No WebVid filter statistics yet: run `python -m precompute.filter_webvid ... --out "
+                "<data>/webvid_filter/<name>`.", pd.DataFrame(), [])
+    source = ("**the bundled mini demo** (16 triplets in `assets/benchmark/webvid`, not WebVid-CoVR): run "
+              "`python -m precompute.filter_webvid ... --out <data>/webvid_filter/<name>` for the real Table 4"
+              if rep.is_demo else f"filter run `{rep.name}`")
+    examples = filter_examples(rep, cache_dir)
+    md = (f"The study's filter (§4, Table 4) on {source}: triplets whose two videos share an author, share a "
+          'category, or either ("F"). Below: example pairs per rule (the study\'s Figures 11–13).')
+    if not examples and not rep.is_demo:
+        md += (f"\n\nNo example frames: the videos were not found under `{rep.video_roots[0]}` (start the app "
+               f"with `--webvid-root DIR` or set `{WEBVID_ROOT_ENV}` to the folder holding `<pth>.mp4`).")
+    md += "".join(f"\n\n⚠️ {w}" for w in rep.warnings)
+    return md, rep.table, examples

@@ -249,8 +249,9 @@ def benchmark_protocol(bench: Any) -> Protocol:
     if str(bench.info.get("benchmark", "cirr")) == "webvid":
         pq = bench.per_query
         first = pq["combiner"].astype(str).iloc[0]
-        targets = pq.loc[pq["combiner"].astype(str) == first, "target"].astype(str).tolist()
-        return Protocol("webvid", kind="video", candidates=tuple(targets), hide_near_duplicates=False)
+        targets = pq.loc[pq["combiner"].astype(str) == first, "target"].astype(str)
+        # one candidate per distinct target video, in first-appearance order (precompute._webvid_eval)
+        return Protocol("webvid", kind="video", candidates=tuple(dict.fromkeys(targets)), hide_near_duplicates=False)
     return Protocol("cirr", hide_near_duplicates=False)
 
 

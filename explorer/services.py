@@ -16,7 +16,7 @@ from typing import Any
 
 from covr_core.settings import Settings, load_settings
 from covr_core.types import EncoderInfo
-from explorer.browse import Benchmark, find_benchmarks, load_benchmark
+from explorer.browse import Benchmark, benchmark_combiner_names, benchmark_stamp, find_benchmarks, load_benchmark
 from explorer.curation import CurationStore
 from explorer.export import manifest_hash
 from explorer.near_duplicates import NearDuplicateFinder
@@ -319,18 +319,44 @@ class Services:
 
     # ---- benchmarks ---------------------------------------------------------------------------------
     def benchmark_names(self) -> list[str]:
-        """Evaluation folders found under ``<data>/evaluations/``."""
+        """Evaluation folders found under ``<data>/evaluations/`` now (re-scanned: new runs appear without
+        a restart)."""
         return sorted(find_benchmarks(self.data_dir))
 
     def get_benchmark(self, name: str) -> Benchmark:
-        """Load (once) one benchmark's per-query table."""
+        """One benchmark's per-query table, loaded once and reloaded when its files change on disk."""
         with self._lock:
-            if name not in self._benchmarks:
-                folders = find_benchmarks(self.data_dir)
-                if name not in folders:
-                    raise KeyError(f"unknown benchmark {name!r}")
-                self._benchmarks[name] = load_benchmark(folders[name], name)
-            return self._benchmarks[name]
+            folders = find_benchmarks(self.data_dir)
+            if name not in folders:
+                self._benchmarks.pop(name, None)
+                raise KeyError(f"unknown benchmark {name!r} (have {sorted(folders)})")
+            stamp = benchmark_stamp(folders[name])
+            cached = self._benchmarks.get(name)
+            if cached is None or getattr(cached, "stamp", None) != stamp:
+                cached = load_benchmark(folders[name], name)
+                cached.stamp = stamp
+                self._benchmarks[name] = cached
+            return cached
+
+    def benchmark_combiners(self, name: str) -> list[str]:
+        """Combiners evaluated in one benchmark (per-evaluation choices of the Explore tab)."""
+        return self.get_benchmark(name).combiners
+
+    def all_benchmark_combiners(self) -> list[str]:
+        """Every combiner evaluated in any benchmark (MLP is reachable as soon as one evaluation has it)."""
+        from covr_core.combiners import list_combiners
+
+        seen: list[str] = []
+        for folder in find_benchmarks(self.data_dir).values():
+            seen.extend(c for c in benchmark_combiner_names(folder) if c not in seen)
+        order = {c: i for i, c in enumerate(dict.fromkeys(["NA", "AVG", "MLP", *list_combiners(None)]))}
+        return sorted(seen, key=lambda c: order.get(c, len(order)))
+
+    def filter_run_names(self) -> list[str]:
+        """WebVid filter runs under ``<data>/webvid_filter/`` (re-scanned on each call)."""
+        from explorer.filter_view import find_filter_runs
+
+        return list(find_filter_runs(self.data_dir))
 
     def gallery_for_benchmark(self, bench: Benchmark) -> str:
         """Name of the gallery a benchmark was evaluated on (the default one when unknown)."""

@@ -10,8 +10,17 @@ import gradio as gr
 import pandas as pd
 
 from explorer.benchmark_query import protocol_description, run_benchmark_query
-from explorer.browse import OUTCOMES, filter_queries, make_deep_link, open_query, parse_deep_link, wide_table
-from explorer.filter_view import filter_examples, load_filter_report
+from explorer.browse import (
+    OUTCOMES,
+    filter_queries,
+    make_deep_link,
+    open_query,
+    page_of,
+    parse_deep_link,
+    request_base_url,
+    wide_table,
+)
+from explorer.filter_view import filter_tab
 from explorer.plots import ternary_figure, weights_histogram_figure
 from explorer.search import default_combiner, is_video_path
 from explorer.services import Services, Session
@@ -28,6 +37,8 @@ from explorer.weights import (
 )
 
 TABLE_COLUMNS = ["query_id", "caption", "success", "disagree"]
+#: Rows of the benchmark browser per page (the whole list is reachable page by page, and the page says so).
+ROWS_PER_PAGE = 500
 NO_MATCH = (
     "No query matches these filters: clear the text, choose outcome **all**, or untick "
     "**combiners disagree**."
@@ -55,18 +66,21 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
     """Layout and events of the Explore tab."""
     benches = services.benchmark_names()
     first = benches[0] if benches else None
-    combs = services.get_benchmark(first).combiners if first else []
+    first_combs = services.benchmark_combiners(first) if first else []
+    # every combiner of every evaluation is a valid value (API callers, evaluations added later); the page
+    # narrows the list to the chosen evaluation's combiners
     with gr.Row():
-        bench = gr.Dropdown(benches, value=first, label="Benchmark (evaluation run)", scale=2, min_width=180)
-        combiner = gr.Dropdown(
-            combs, value=_default_combiner(combs), label="Combiner", scale=1, min_width=100
-        )
+        bench = gr.Dropdown(benches, value=first, label="Benchmark (evaluation run)", scale=2, min_width=180,
+                            allow_custom_value=True, elem_id="explore-bench")
+        combiner = gr.Dropdown(services.all_benchmark_combiners(), value=_default_combiner(first_combs),
+                               label="Combiner", scale=1, min_width=100, allow_custom_value=True)
         k = gr.Number(value=10, precision=0, minimum=1, label="success at k", scale=1, min_width=100)
-    if not benches:
-        gr.Markdown(
-            "No evaluation runs yet under `<data>/evaluations/`. Create one with `python -m precompute."
-            "queries ...` then `python -m precompute.evaluate ... --out <data>/evaluations/<name>`."
-        )
+        refresh = gr.Button("↻ Refresh lists", scale=0, min_width=120, elem_id="explore-refresh")
+    gr.Markdown(
+        "Evaluations, filter runs and galleries are read from the data folder: after `python -m precompute."
+        "evaluate ... --out <data>/evaluations/<name>` (or `python -m precompute.reproduce`), press *Refresh lists*."
+        + ("" if benches else " No evaluation runs yet under `<data>/evaluations/`.")
+    )
     with gr.Tabs() as inner:
         with gr.Tab("Benchmark browser", id="browser"):
             with gr.Row():
@@ -78,6 +92,8 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
                 )
                 outcome = gr.Radio(list(OUTCOMES), value="all", label="Outcome at k", scale=2, min_width=160)
                 disagree = gr.Checkbox(label="combiners disagree", scale=1, min_width=120)
+                page = gr.Number(value=1, precision=0, minimum=1, label="page", scale=1, min_width=80)
+            page_info = gr.Markdown(elem_id="explore-page-info")
             scope_md = gr.Markdown(elem_id="bench-scope")
             table_msg = gr.Markdown(elem_id="bench-message")
             table = gr.Dataframe(
@@ -134,6 +150,8 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
         with gr.Tab("Map", id="map"):
             map_tab = build_map_tab(services, session, search, tabs)
         with gr.Tab("WebVid filter", id="filter"):
+            filt_run = gr.Dropdown(services.filter_run_names(), label="filter run (<data>/webvid_filter/<name>)",
+                                   allow_custom_value=True)
             filt_md = gr.Markdown()
             filt_table = gr.Dataframe(interactive=False, label="filter statistics")
             filt_examples = gr.Gallery(
@@ -146,29 +164,31 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
 
     # ------------------------------------------------------------------ handlers (thin)
     @user_errors
-    def list_queries(b: str, c: str, kk: float, t: str, o: str, dis: bool) -> tuple[pd.DataFrame, str, str]:
+    def list_queries(b: str, c: str, kk: float, t: str, o: str, dis: bool, pg: float = 1) -> tuple:
         if not b:
-            return pd.DataFrame(columns=TABLE_COLUMNS), "", ""
+            return pd.DataFrame(columns=TABLE_COLUMNS), "", "", ""
         wt = wide_table(services.get_benchmark(b), c, int(kk or 10))
-        cols = [
-            "query_id",
-            "caption",
-            *[x for x in wt.columns if x.startswith("rank_")],
-            "success",
-            "disagree",
-        ]
-        shown = filter_queries(wt, t, o, dis, limit=500)[cols]
-        return shown, (NO_MATCH if shown.empty else ""), protocol_description(services, b)
+        cols = ["query_id", "caption", *[x for x in wt.columns if x.startswith("rank_")], "success", "disagree"]
+        part, info = page_of(filter_queries(wt, t, o, dis), int(pg or 1), ROWS_PER_PAGE)
+        return part[cols], info, (NO_MATCH if part.empty else ""), protocol_description(services, b)
 
     @user_errors
     def on_bench(b: str):
-        cs = services.get_benchmark(b).combiners if b else []
+        cs = services.benchmark_combiners(b) if b else []
         return gr.Dropdown(cs, value=_default_combiner(cs))
+
+    def refresh_lists():
+        return (
+            gr.Dropdown(choices=services.benchmark_names()),
+            gr.Dropdown(choices=services.filter_run_names()),
+            gr.Dropdown(choices=services.gallery_names()),
+            gr.Dropdown(choices=services.gallery_names()),
+        )
 
     def query_view(b: str, qid: str, c: str | None, request: gr.Request | None = None) -> tuple:
         v = open_query(services, b, qid, c)
-        base = str(request.headers.get("origin") or "") if request is not None else ""
-        link = make_deep_link(base or "http://127.0.0.1:7860", b, str(qid), v.detail["combiner"])
+        base = request_base_url(dict(request.headers)) if request is not None else ""
+        link = make_deep_link(base, b, str(qid), v.detail["combiner"])
         ref_caption = f"reference · {v.detail['reference']}"
         target_caption = f"target · {v.detail['target']}" if v.detail["target"] else ""
         return (
@@ -233,34 +253,23 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
         return benchmark_in_search(o["bench"], o["query"], o.get("combiner"), kk, s)
 
     @user_errors
-    def filter_view():
-        rep = load_filter_report(services.data_dir)
-        if rep is None:
-            return (
-                "No WebVid filter statistics yet: run `python -m precompute.filter_webvid ... --out "
-                "<data>/webvid_filter`.",
-                pd.DataFrame(),
-                [],
-            )
-        md = (
-            f"The study's filter (§4, Table 4) on `{rep.folder.name}`: "
-            "triplets whose two videos share an author, "
-            'share a category, or either ("F"). Below: example pairs per rule (the study\'s Figures 11–13).'
-        )
-        return md, rep.table, filter_examples(rep, services.cache_dir)
+    def filter_view(run: str | None = None):
+        return filter_tab(services.data_dir, services.cache_dir, run or None)
 
     # ------------------------------------------------------------------ events
     detail_out = [d_ref, d_md, d_link, d_target, d_results, opened]
-    list_out = [table, table_msg, scope_md]
+    list_out = [table, page_info, table_msg, scope_md]
     weights_out = [hist, tern, wsum, wnote]
     bench.change(on_bench, [bench], [combiner], api_name="list_combiners", api_visibility="private")
     gr.on(
-        [bench.change, combiner.change, k.change, text.submit, outcome.change, disagree.change],
+        [bench.change, combiner.change, k.change, text.submit, outcome.change, disagree.change, page.change],
         list_queries,
-        [bench, combiner, k, text, outcome, disagree],
+        [bench, combiner, k, text, outcome, disagree, page],
         list_out,
         api_name="list_queries",
     )
+    refresh.click(refresh_lists, None, [bench, filt_run, map_tab.gallery, search.gallery], api_name="refresh_lists")
+    filt_run.change(filter_view, [filt_run], [filt_md, filt_table, filt_examples], api_name="filter_view")
     table.select(
         on_row, [bench, combiner, table], detail_out, api_name="select_query", api_visibility="private"
     )
@@ -295,13 +304,17 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
             """Fill the Explore views; with ``?bench=&query=`` also open that query in Search. A bad link
             is reported once (a warning toast and the status line) and the page still loads."""
             link = parse_deep_link(dict(request.query_params)) if request is not None else None
-            b, c = first, _default_combiner(combs)
+            b, c = first, _default_combiner(first_combs)
             skip_open, skip_detail = [gr.skip()] * len(open_outputs), [gr.skip()] * len(detail_out)
-            listing = list_queries(b, c, 10, "", "all", False) if b else (pd.DataFrame(), "", "")
+            listing = list_queries(b, c, 10, "", "all", False, 1) if b else (pd.DataFrame(), "", "", "")
+            lists = (  # the Search gallery list has its own load event (ui.py)
+                *refresh_lists()[:3],
+                gr.Dropdown(choices=first_combs),  # the first evaluation's combiners; changes with the choice
+            )
             wv = weights_view(b, c, 10) if b else (None, None, pd.DataFrame(), "")
             mp = map_tab.draw(services.default_gallery, "kind", s, False)
             fv = filter_view()
-            common = (*listing, *wv, *mp, *fv)
+            common = (*lists, *listing, *wv, *mp, *fv)
             if link is None:
                 return (*common, *skip_open, *skip_detail)
             try:
@@ -322,6 +335,10 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
             user_errors(on_load),
             [session],
             [
+                bench,
+                filt_run,
+                map_tab.gallery,
+                combiner,
                 *list_out,
                 *weights_out,
                 map_tab.html,

@@ -23,10 +23,12 @@ NO_SEARCH = "No search yet: run one in the **Search** tab, then click **Show my 
 
 @dataclass
 class MapTab:
-    """What the page fills on load: ``draw(gallery, colour, session, with_query) -> (json, message)``."""
+    """What the page fills on load (``draw(gallery, colour, session, with_query) -> (json, message)``) and the
+    gallery list the Refresh button updates."""
 
     html: gr.HTML
     message: gr.Markdown
+    gallery: gr.Dropdown
     draw: Any
 
 
@@ -129,4 +131,4 @@ def build_map_tab(services: Services, session: gr.State, search: Any, tabs: gr.T
         [search.ref_image, search.ref_video, session, tabs],
         api_name="use_point",
     )
-    return MapTab(html=html, message=message, draw=draw)
+    return MapTab(html=html, message=message, gallery=map_gallery, draw=draw)

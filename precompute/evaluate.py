@@ -4,9 +4,15 @@
 
 One matrix product per combiner (queries x gallery), reference / same-video columns masked as CoVR does,
 the numbers from :mod:`covr_core.metrics`, and a per-query table (rank of the target, top-k ids and
-scores, combiner weights) that the explorer reads instead of recomputing anything. Output layout:
+scores, combiner weights) that the explorer reads instead of recomputing anything.
 
-- ``metrics.md`` / ``metrics.csv`` / ``metrics.json``: one row per combiner (CIRR val, WebVid-CoVR);
+WebVid-CoVR with repeated targets (train/val CSVs, filtered subsets): one gallery entry per distinct target
+video, each query keeps its own row and is scored against its own target's column, as CoVR does. The output
+folder is written atomically (a failed run leaves nothing behind). Output layout:
+
+- ``metrics.md`` / ``metrics.csv`` / ``metrics.tex`` / ``metrics.json``: one row per combiner (CIRR val with
+  the study's ``Avg`` = (R@5 + Rs@1) / 2, WebVid-CoVR with meanR3 / meanR4), a note when two combiners give the
+  same queries for this encoder, and a loud warning when the MLP was trained on evaluated queries;
 - ``submissions/<combiner>/recalls_cirr.json`` + ``recalls_cirr_subset.json``: CIRR test1 (no targets);
 - ``per_query.parquet``: ``query_id, combiner, reference, target, rank, top_ids, top_scores, w_mm, w_img, w_txt``.
 """
@@ -29,6 +35,7 @@ from covr_core.atomic import atomic_write_bytes
 from covr_core.types import WEIGHT_NAMES, QueryEmbeddings
 
 from precompute._common import make_parser, provenance, setup_logging
+from precompute._webvid_eval import webvid_exclusion, webvid_gallery, webvid_metrics
 from precompute._eval_report import (
     CIRR_COLUMNS,
     WEBVID_COLUMNS,
@@ -129,22 +136,6 @@ def mask_columns(scores: np.ndarray, cols: np.ndarray, value: float = EXCLUDED_S
     scores[rows, cols[rows]] = value
 
 
-def video_codes(reference_ids: Sequence[str], target_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Video identities (``webvid_video_key``: CoVR's integer id) of references and targets as shared codes."""
-    from covr_core.datasets.webvid import webvid_video_key
-
-    ints = [webvid_video_key(x) for x in [*reference_ids, *target_ids]]
-    codes, _ = pd.factorize(pd.Series(ints))
-    return codes[: len(reference_ids)], codes[len(reference_ids):]
-
-
-def same_video_mask(ref_codes: np.ndarray, target_codes: np.ndarray) -> np.ndarray:
-    """[Q, Q] bool: column j shows query i's reference video (and j != i: the true target always stays)."""
-    mask = ref_codes[:, None] == target_codes[None, :]
-    np.fill_diagonal(mask, False)
-    return mask
-
-
 def available_combiners(mlp=None, only: Sequence[str] | None = None) -> list[str]:
     """Combiners to evaluate: the registry's list (MLP only with trained weights), optionally filtered."""
     from covr_core.combiners import list_combiners
@@ -175,11 +166,11 @@ def per_query_frame(combiner: str, table: pd.DataFrame, weights: np.ndarray, sco
 
 
 def _evaluate_one(benchmark: str, name: str, scores: np.ndarray, qs: QuerySet, gallery_ids: list[str],
-                  triplets, codes: tuple[np.ndarray, np.ndarray] | None, out: Path) -> dict:
+                  triplets, target_cols: np.ndarray | None, out: Path) -> dict:
     from covr_core import metrics
 
     if benchmark == "webvid":
-        return metrics.webvid_recalls(scores, codes[0].tolist(), codes[1].tolist())
+        return webvid_metrics(scores, target_cols)
     if has_targets(qs.table):
         return metrics.evaluate_cirr(scores, gallery_ids, triplets)
     sub_dir = out / "submissions" / name
@@ -199,6 +190,36 @@ def combiner_scores(query: np.ndarray, gallery_emb: np.ndarray, exclusion: np.nd
     return scores
 
 
+def identical_combiners(queries: dict[str, np.ndarray], atol: float = 1e-5) -> list[list[str]]:
+    """Groups of combiners whose composed queries are equal for every query (e.g. NA and AVG with the lite
+    encoder, whose f_mm is normalise(f_img + f_txt))."""
+    groups: list[list[str]] = []
+    for name, q in queries.items():
+        for g in groups:
+            if queries[g[0]].shape == q.shape and np.allclose(queries[g[0]], q, atol=atol):
+                g.append(name)
+                break
+        else:
+            groups.append([name])
+    return [g for g in groups if len(g) > 1]
+
+
+def _mlp_overlap(mlp_path: str | Path | None, qs: QuerySet) -> dict | None:
+    """How many evaluated queries the MLP was trained or validated on (None when no overlap / unknown)."""
+    if not mlp_path:
+        return None
+    from precompute._query_split import load_split_keys, overlap, query_keys
+
+    used = load_split_keys(mlp_path)
+    found = overlap(query_keys(qs.table), used) if used else {}
+    if not found:
+        return None
+    log.warning("LEAKAGE: %s of the %d evaluated queries were used to train/validate the MLP %s; its numbers "
+                "here are not a held-out result (train it on another split: precompute.train_combiner --split-by)",
+                " and ".join(f"{n} ({part})" for part, n in found.items()), len(qs), mlp_path)
+    return {**found, "evaluated": len(qs)}
+
+
 def run(
     queries: str | Path,
     gallery: str | Path,
@@ -209,8 +230,15 @@ def run(
     top_k: int = 10,
     pretraining: str = "–",
     provenance_record: dict | None = None,
+    query_ids: str | Path | Sequence[str] | None = None,
 ) -> dict:
-    """Evaluate every available combiner; write the report files into ``out`` and return the report dict."""
+    """Evaluate every available combiner; write the report files into ``out`` and return the report dict.
+
+    ``query_ids`` (a file, one id per line, or a list) keeps only those queries (e.g. the held-out part of a
+    split). The folder is written atomically: on any error nothing is left at ``out`` (an earlier report
+    there stays as it was).
+    """
+    from covr_core.atomic import atomic_folder
     from covr_core.combiners import combine, load_mlp_combiner
     from covr_core.gallery import Gallery
 
@@ -218,8 +246,9 @@ def run(
         raise ValueError(f"benchmark must be one of {BENCHMARKS}, got {benchmark!r}")
     t0 = time.perf_counter()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     qs = load_queries(queries)
+    if query_ids is not None:
+        qs = subset_queries(qs, query_ids)
     gal = Gallery.load(gallery)
     check_compatible(qs, gal.manifest, queries, gallery)
     mlp_model = load_mlp_combiner(mlp) if mlp else None
@@ -227,64 +256,101 @@ def run(
         raise ValueError(f"MLP combiner {mlp} takes {mlp_model.dim}-d embeddings, the queries are "
                          f"{qs.emb.f_mm.shape[1]}-d: train it on embeddings of the same encoder")
     names = available_combiners(mlp_model, combiners)
-    log.info("evaluating %s on %d queries x %d items (%s)", ", ".join(names), len(qs), len(gal), benchmark)
+    leakage = _mlp_overlap(mlp, qs) if "MLP" in names else None
 
     item_ids = gal.items["id"].astype(str).to_numpy()
     gallery_emb = np.array(gal.embeddings, dtype=np.float32)  # one in-memory float32 copy for all combiners
     references = qs.table["reference"].astype(str).tolist()
-    triplets, codes = None, None
+    triplets, target_cols = None, None
     if benchmark == "webvid":
-        # CoVR: the gallery is the targets of the rows, column i = the target of row i.
-        columns = columns_of(qs.table["target"].astype(str).tolist(), item_ids)
-        if (columns < 0).any():
-            missing = qs.table["target"][columns < 0].head(5).tolist()
-            raise ValueError(f"{int((columns < 0).sum())} WebVid targets are not in the gallery, e.g. {missing}")
-        if len(np.unique(columns)) < len(columns):
-            log.warning("some WebVid targets repeat: CoVR's test set has one row per target")
-        gallery_ids = item_ids[columns].tolist()
-        gallery_emb = np.ascontiguousarray(gallery_emb[columns])
-        codes = video_codes(references, gallery_ids)
-        exclusion = same_video_mask(*codes)
+        targets = qs.table["target"].astype(str).tolist()
+        rows, target_cols = webvid_gallery(columns_of(targets, item_ids), targets)
+        gallery_ids = item_ids[rows].tolist()
+        gallery_emb = np.ascontiguousarray(gallery_emb[rows])
+        exclusion = webvid_exclusion(references, gallery_ids, target_cols)
     else:
         gallery_ids = item_ids.tolist()
         triplets = cirr_triplets_from_table(qs.table)
         exclusion = columns_of(references, gallery_ids)
+    log.info("evaluating %s on %d queries x %d items (%s)", ", ".join(names), len(qs), len(gallery_ids), benchmark)
 
     results: dict[str, dict] = {}
-    frames = []
-    for name in names:
-        cq = combine(name, qs.emb, mlp=mlp_model)
-        scores = combiner_scores(cq.query, gallery_emb, exclusion)
-        res = _evaluate_one(benchmark, name, scores, qs, gallery_ids, triplets, codes, out)
-        results[name] = {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in res.items()}
-        frames.append(per_query_frame(name, qs.table, cq.weights, scores, gallery_ids, top_k))
-    per_query = pd.concat(frames, ignore_index=True)
-    buf = io.BytesIO()
-    per_query.to_parquet(buf, index=False)
-    atomic_write_bytes(out / "per_query.parquet", buf.getvalue())
+    composed: dict[str, np.ndarray] = {}
+    with atomic_folder(out) as tmp:
+        frames = []
+        for name in names:
+            cq = combine(name, qs.emb, mlp=mlp_model)
+            composed[name] = cq.query
+            scores = combiner_scores(cq.query, gallery_emb, exclusion)
+            res = _evaluate_one(benchmark, name, scores, qs, gallery_ids, triplets, target_cols, tmp)
+            results[name] = {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in res.items()}
+            frames.append(per_query_frame(name, qs.table, cq.weights, scores, gallery_ids, top_k))
+        per_query = pd.concat(frames, ignore_index=True)
+        buf = io.BytesIO()
+        per_query.to_parquet(buf, index=False)
+        atomic_write_bytes(tmp / "per_query.parquet", buf.getvalue())
 
-    info = {
-        "benchmark": benchmark,
-        "split": "test (submission files)" if benchmark == "cirr" and not has_targets(qs.table) else "labelled",
-        "queries": str(Path(queries)),
-        "gallery": str(Path(gallery)),
-        "gallery_manifest": {k: gal.manifest.get(k) for k in ("name", "encoder", "checkpoint", "checkpoint_sha256", "count", "dim")},
-        "queries_manifest": {k: qs.manifest.get(k) for k in ("name", "encoder", "checkpoint", "checkpoint_sha256", "count")},
-        "mlp": str(mlp) if mlp else None,
-        "combiners": names,
-        "num_queries": len(qs),
-        "num_gallery": int(len(gallery_ids)),
-        "pretraining": pretraining,
-        "provenance": provenance_record or provenance([]),
-        "seconds": round(time.perf_counter() - t0, 3),
-    }
-    report = {"info": info, "results": results}
-    if info["split"] == "labelled":
-        write_report(out, report, CIRR_COLUMNS if benchmark == "cirr" else WEBVID_COLUMNS, header_lines(info))
-    else:
-        write_json(out / "metrics.json", report)
+        info = {
+            "benchmark": benchmark,
+            "split": "test (submission files)" if benchmark == "cirr" and not has_targets(qs.table) else "labelled",
+            "queries": str(Path(queries)),
+            "gallery": str(Path(gallery)),
+            "gallery_manifest": {k: gal.manifest.get(k) for k in ("name", "encoder", "checkpoint", "checkpoint_sha256", "count", "dim")},
+            "queries_manifest": {k: qs.manifest.get(k) for k in ("name", "encoder", "checkpoint", "checkpoint_sha256", "count")},
+            "query_subset": str(query_ids) if isinstance(query_ids, (str, Path)) else (
+                f"{len(qs)} listed ids" if query_ids is not None else None),
+            "mlp": str(mlp) if mlp else None,
+            "mlp_record": _mlp_summary(mlp_model),
+            "mlp_overlap": leakage,
+            "combiners": names,
+            "identical_combiners": identical_combiners(composed),
+            "num_queries": len(qs),
+            "num_gallery": int(len(gallery_ids)),
+            "gallery_protocol": WEBVID_GALLERY_NOTE if benchmark == "webvid" else CIRR_GALLERY_NOTE,
+            "pretraining": pretraining,
+            "provenance": provenance_record or provenance([]),
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+        report = {"info": info, "results": results}
+        if info["split"] == "labelled":
+            write_report(tmp, report, CIRR_COLUMNS if benchmark == "cirr" else WEBVID_COLUMNS, header_lines(info))
+        else:
+            write_json(tmp / "metrics.json", report)
     log.info("wrote %s in %.2f s", out, info["seconds"])
     return report
+
+
+WEBVID_GALLERY_NOTE = ("one gallery entry per distinct target video (pth2); every query keeps its own row; "
+                       "columns showing the query's reference video are removed (CoVR)")
+CIRR_GALLERY_NOTE = "every image of the gallery folder; the query's reference image is removed (CoVR)"
+
+
+def _mlp_summary(mlp_model) -> dict | None:
+    """The parts of the MLP's training record a reader of the table needs."""
+    if mlp_model is None:
+        return None
+    r = mlp_model.record or {}
+    return {k: r.get(k) for k in ("trained", "status", "best_epoch", "best_val_R@1", "initial_val_R@1", "split",
+                                  "overlap") if k in r}
+
+
+def subset_queries(qs: QuerySet, query_ids: str | Path | Sequence[str]) -> QuerySet:
+    """Only the queries whose ``query_id`` is listed (file order ignored: the queries' order is kept)."""
+    from precompute._query_split import read_query_ids
+
+    ids = read_query_ids(query_ids) if isinstance(query_ids, (str, Path)) else [str(i) for i in query_ids]
+    keep = qs.table["query_id"].astype(str).isin(set(ids)).to_numpy()
+    if not keep.any():
+        raise ValueError(f"none of the {len(ids)} listed query ids is in {qs.folder}")
+    if keep.sum() < len(set(ids)):
+        log.warning("%d listed query ids are not in %s", len(set(ids)) - int(keep.sum()), qs.folder)
+    return take_queries(qs, np.nonzero(keep)[0])
+
+
+def take_queries(qs: QuerySet, rows: np.ndarray) -> QuerySet:
+    """The queries at these row positions (embeddings and table stay aligned)."""
+    emb = QueryEmbeddings(*(np.ascontiguousarray(a[rows]) for a in (qs.emb.f_mm, qs.emb.f_img, qs.emb.f_txt)))
+    return QuerySet(emb=emb, table=qs.table.iloc[rows].reset_index(drop=True), manifest=qs.manifest, folder=qs.folder)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -299,6 +365,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--combiners", nargs="+", default=None, help="evaluate only these combiners (default: all available)")
     p.add_argument("--top-k", type=int, default=10, help="ids and scores kept per query in per_query.parquet")
     p.add_argument("--pretraining", default="–", help="label of the 'pretraining' column of the Markdown table")
+    p.add_argument("--query-ids", default=None,
+                   help="file of query ids (one per line) to evaluate, e.g. the held-out part written by "
+                        "precompute.train_combiner --split-by; default: every query")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="logging level")
     return p.parse_args(argv)
 
@@ -309,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     setup_logging(args.log_level)
     return run(
         args.queries, args.gallery, args.benchmark, args.out, mlp=args.mlp, combiners=args.combiners,
-        top_k=args.top_k, pretraining=args.pretraining, provenance_record=provenance(argv),
+        top_k=args.top_k, pretraining=args.pretraining, provenance_record=provenance(argv), query_ids=args.query_ids,
     )
 
 

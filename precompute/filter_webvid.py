@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -42,8 +43,10 @@ log = logging.getLogger(__name__)
 RULES = ("same-author", "same-category", "same-author-or-category")
 RULE_LABELS = {"all": "WebVid-CoVR ({name})", "same-author": "same author", "same-category": "same category",
                "same-author-or-category": 'same author or category ("F")'}
-_AUTHOR_RE = r'"accountsId"\s*:\s*"?([^",}\s]+)'
+#: ``accountsId`` as a JSON string (spaces and escapes kept) or a bare JSON number / literal.
+_AUTHOR_RE = r'"accountsId"\s*:\s*(?:"(?P<quoted>(?:[^"\\]|\\.)*)"|(?P<bare>[^,}\s"]+))'
 _QUOTED_RE = r'"((?:[^"\\]|\\.)*)"'
+_SINGLE_QUOTED_RE = r"'accountsId'\s*:|\['|'\]"
 
 
 @dataclass
@@ -54,6 +57,7 @@ class VideoMeta:
     author: np.ndarray  #: int64 [V]
     bits: np.ndarray  #: uint64 [V, words]
     categories: list[str]
+    warnings: list[str] = field(default_factory=list)  #: problems met while parsing the map
 
 
 def video_ids(pth: pd.Series) -> pd.Series:
@@ -103,20 +107,62 @@ def load_video_meta(map_path: str | Path, wanted: np.ndarray, batch_rows: int = 
             kept.append(sub.to_pandas())
     df = (pd.concat(kept, ignore_index=True) if kept else pd.DataFrame(columns=["id", "author", "categories"]))
     df = df.drop_duplicates("id", keep="first").reset_index(drop=True)
-    author = df["author"].astype("string").str.extract(_AUTHOR_RE, expand=False)
-    author = author.where(~author.isin(["null", "None", ""]))
+    author = parse_authors(df["author"])
     codes, _ = pd.factorize(author, use_na_sentinel=True)
     cats = df["categories"].astype("string").fillna("").str.findall(_QUOTED_RE).explode()
     cats = cats[cats.notna() & (cats != "")]
+    cats = cats.map(dict(zip(pd.unique(cats), (json_unescape(c) for c in pd.unique(cats)))))
     cat_codes, names = pd.factorize(cats)
     words = max(1, (len(names) + 63) // 64)
     bits = np.zeros((len(df), words), dtype=np.uint64)
     rows = cats.index.to_numpy()
     np.bitwise_or.at(bits, (rows, cat_codes // 64), np.left_shift(np.uint64(1), (cat_codes % 64).astype(np.uint64)))
+    warnings = single_quoted_warnings(df)
     log.info("map: %d of %d wanted videos found, %d authors, %d categories", len(df), len(wanted),
              int(codes.max()) + 1 if len(codes) else 0, len(names))
     return VideoMeta(index=pd.Index(df["id"].astype(str)), author=codes.astype(np.int64), bits=bits,
-                     categories=[str(n) for n in names])
+                     categories=[str(n) for n in names], warnings=warnings)
+
+
+def json_unescape(text: str) -> str:
+    """The string a JSON string literal's contents stand for (``\\u0026`` -> ``&``); unchanged when invalid."""
+    if "\\" not in text:
+        return text
+    try:
+        return json.loads(f'"{text}"')
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_authors(author: pd.Series) -> pd.Series:
+    """``accountsId`` of each CleanVid ``author`` JSON (vectorised; NA when absent or null).
+
+    A quoted id is kept whole (spaces included) and its JSON escapes decoded; a bare number stays as written.
+    """
+    parts = author.astype("string").str.extract(_AUTHOR_RE)
+    quoted = parts["quoted"]
+    quoted = quoted.map(dict(zip(pd.unique(quoted.dropna()), map(json_unescape, pd.unique(quoted.dropna())))),
+                        na_action="ignore")
+    bare = parts["bare"].where(~parts["bare"].isin(["null", "None", "true", "false"]))
+    out = quoted.fillna(bare)
+    return out.where(out != "")
+
+
+def single_quoted_warnings(df: pd.DataFrame) -> list[str]:
+    """Messages for map rows written as Python dicts/lists (single quotes): not JSON, so no author / category
+    is read from them (as ``json.loads`` would fail); the count is logged and kept in ``stats.json``."""
+    out = []
+    for col, what in (("author", "author"), ("categories", "categories")):
+        text = df[col].astype("string").fillna("")
+        bad = text.str.contains(_SINGLE_QUOTED_RE, regex=True) & ~text.str.contains('"', regex=False)
+        n = int(bad.sum())
+        if n:
+            example = str(df.loc[bad.to_numpy(), "id"].iloc[0])
+            msg = (f"{n} map row(s) hold single-quoted (Python-style, not JSON) {what} values, e.g. video {example}: "
+                   f"no {what} is read from them; fix the map (json.dumps) to count them")
+            log.warning("%s", msg)
+            out.append(msg)
+    return out
 
 
 def rule_masks(meta: VideoMeta, pth1: pd.Series, pth2: pd.Series) -> dict[str, np.ndarray]:
@@ -215,8 +261,9 @@ def run(*, csv: Sequence[str], map: str, out: str, chunksize: int = 250_000, map
         stats[name] = filter_csv(c, meta, outdir, chunksize)
         log.info("%s: %s", name, {r: v["triplets"] for r, v in stats[name].items()})
     atomic_write_text(outdir / "stats.md", stats_markdown(stats))
-    record = {"stats": stats, "map": str(map), "videos_in_csvs": int(len(wanted)), "videos_in_map": len(meta.index),
-              "categories": len(meta.categories), "seconds": round(time.perf_counter() - t0, 2),
+    record = {"stats": stats, "inputs": [str(c.resolve()) for c in csvs], "map": str(map), "videos_in_csvs": int(len(wanted)), "videos_in_map": len(meta.index),
+              "categories": len(meta.categories), "warnings": meta.warnings,
+              "seconds": round(time.perf_counter() - t0, 2),
               "seconds_map": round(t_map, 2), "provenance": C.provenance()}
     atomic_write_json(outdir / "stats.json", record)
     log.info("done=%d skipped=0 failed=0 (triplets read) in %.1fs; tables in %s",

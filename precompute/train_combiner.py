@@ -1,6 +1,7 @@
 """Train the MLP combiner (the study's weight predictor) on frozen, precomputed embeddings.
 
 ``python -m precompute.train_combiner --train-queries DIR --gallery DIR --val-queries DIR [--val-gallery DIR] --out PATH``
+``python -m precompute.train_combiner --train-queries DIR --gallery DIR --split-by image-set|video --out PATH``
 
 The backbone is frozen: only ``weight_predictor`` (Linear(3*dim, 128) -> ReLU -> Linear(128, 3), softmax
 over (w_mm, w_img, w_txt)) learns, from the queries files' f_mm / f_img / f_txt and the target gallery
@@ -10,6 +11,19 @@ does not. Loss: HN-NCE (alpha 1, beta 0.5, both directions summed; CoVR's defaul
 holds a target twice. After every epoch R@1 on the validation split picks the best weights; training stops
 after ``--patience`` epochs without a gain. Writes ``OUT`` (safetensors) and the JSON record beside it via
 ``covr_core.combiners.save_mlp_combiner`` and ``<stem>.curve.png``; ``load_mlp_combiner(OUT)`` loads it (trained).
+
+Splits and guards:
+
+- Without ``--val-queries``, ``--split-by image-set`` (CIRR: whole 6-image sets) or ``--split-by video`` (WebVid:
+  whole target videos) cuts ``--train-queries`` into train / val (``--val-fraction``) and optionally a held-out
+  part (``--holdout-fraction``) whose query ids go to ``<stem>.heldout.txt`` for ``precompute.evaluate
+  --query-ids``. The split is seeded (``--split-seed``) and described in the record.
+- The (reference, target, caption) keys of the train and val queries go to ``<stem>.split.npz``; training and
+  validating on overlapping queries warns loudly and sets ``leakage: true`` in the record, and
+  ``precompute.evaluate --mlp`` warns and marks its table when it evaluates queries the MLP saw.
+- A run whose best epoch is epoch 0 (validation R@1 never beat the untrained MLP) says so, is recorded
+  ``trained: false`` with a ``status``, and is refused by ``load_mlp_combiner`` (so neither the app nor the
+  evaluation offers it as MLP).
 """
 
 from __future__ import annotations
@@ -30,7 +44,16 @@ from covr_core.types import WEIGHT_NAMES
 from precompute._common import make_parser, progress, provenance, setup_logging
 from precompute._curve_plot import save_curve
 from precompute._losses import LOSSES, make_loss
-from precompute.evaluate import QuerySet, check_compatible, columns_of, load_queries, mask_columns
+from precompute._query_split import (
+    SPLIT_BY,
+    overlap,
+    query_keys,
+    save_split_keys,
+    split_by_group,
+    split_keys_path,
+    write_query_ids,
+)
+from precompute.evaluate import QuerySet, check_compatible, columns_of, load_queries, mask_columns, take_queries
 
 log = logging.getLogger(__name__)
 
@@ -96,14 +119,48 @@ def weight_stats(weights: np.ndarray) -> dict[str, dict[str, float]]:
     return {n: {"mean": float(weights[:, j].mean()), "std": float(weights[:, j].std())} for j, n in enumerate(WEIGHT_NAMES)}
 
 
-def _load_split(queries: str | Path, gallery: str | Path, name: str) -> tuple[_Split, QuerySet, dict]:
+def _load_split(queries: str | Path | QuerySet, gallery: str | Path, name: str) -> tuple[_Split, QuerySet, dict]:
     from covr_core.gallery import Gallery
 
-    qs = load_queries(queries)
+    qs = queries if isinstance(queries, QuerySet) else load_queries(queries)
     gal = Gallery.load(gallery)
-    check_compatible(qs, gal.manifest, queries, gallery)
+    check_compatible(qs, gal.manifest, qs.folder, gallery)
     ids = gal.items["id"].astype(str).to_numpy()
     return _Split(qs, ids, np.asarray(gal.embeddings, dtype=np.float32), name), qs, gal.manifest
+
+
+def _split_sets(train_queries: str | Path, val_queries: str | Path | None, split_by: str | None,
+                val_fraction: float, holdout_fraction: float, split_seed: int,
+                out: Path) -> tuple[QuerySet, QuerySet, dict]:
+    """(train queries, val queries, split record): two folders as given, or one folder split by group."""
+    if val_queries is not None:
+        if split_by:
+            raise ValueError("give either --val-queries or --split-by, not both")
+        return load_queries(train_queries), load_queries(val_queries), {"train": str(train_queries),
+                                                                        "val": str(val_queries)}
+    if not split_by:
+        raise ValueError("no validation split: give --val-queries DIR, or --split-by image-set (CIRR) / "
+                         "video (WebVid) to split --train-queries by group")
+    qs = load_queries(train_queries)
+    fractions = {"train": 1.0 - val_fraction - holdout_fraction, "val": val_fraction, "heldout": holdout_fraction}
+    split = split_by_group(qs.table, split_by, fractions, seed=split_seed)
+    record = {"from": str(train_queries), **split.record()}
+    if holdout_fraction > 0:
+        ids = qs.table["query_id"].to_numpy()[split.parts["heldout"]]
+        path = write_query_ids(out.with_name(out.stem + ".heldout.txt"), ids)
+        record["heldout_ids"] = path.name
+        log.info("held out %d queries (%d %s groups) for evaluation: %s", len(ids), split.groups["heldout"],
+                 split_by, path)
+    return take_queries(qs, split.parts["train"]), take_queries(qs, split.parts["val"]), record
+
+
+def _overlap_guard(train_qs: QuerySet, val_qs: QuerySet) -> dict:
+    """Count train/val queries with the same (reference, target, caption); warn loudly when any."""
+    n = overlap(query_keys(val_qs.table), {"train": query_keys(train_qs.table)}).get("train", 0)
+    if n:
+        log.warning("LEAKAGE: %d of the %d validation queries are also training queries: early stopping and the "
+                    "record's val R@1 measure memorisation, not generalisation (use --split-by)", n, len(val_qs))
+    return {"val_in_train": n, "num_val": len(val_qs)}
 
 
 def run(
@@ -111,15 +168,22 @@ def run(
     val_gallery: str | Path | None = None, loss: str = "hn-nce", alpha: float = 1.0, beta: float = 0.5,
     temperature: float = 0.07, lr: float = 1e-3, weight_decay: float = 0.05, batch_size: int = 128,
     epochs: int = 30, patience: int = 5, hidden: int = 128, seed: int = 1234,
-    provenance_record: dict | None = None,
+    provenance_record: dict | None = None, split_by: str | None = None, val_fraction: float = 0.2,
+    holdout_fraction: float = 0.0, split_seed: int = 0,
 ) -> dict:
-    """Train, keep the best epoch by validation R@1, save weights + record; returns the record."""
+    """Train, keep the best epoch by validation R@1, save weights + record; returns the record.
+
+    ``val_queries=None`` with ``split_by`` splits ``train_queries`` by group (see the module docstring).
+    """
     from covr_core.combiners import MLPCombiner, save_mlp_combiner
 
     out = Path(out)
     val_gallery = val_gallery or gallery
-    train, train_qs, g_manifest = _load_split(train_queries, gallery, "train")
-    val, _, _ = _load_split(val_queries, val_gallery, "val")
+    train_set, val_set, split_record = _split_sets(train_queries, val_queries, split_by, val_fraction,
+                                                   holdout_fraction, split_seed, out)
+    overlap_record = _overlap_guard(train_set, val_set)
+    train, train_qs, g_manifest = _load_split(train_set, gallery, "train")
+    val, val_qs, _ = _load_split(val_set, val_gallery, "val")
     dim = int(train.f[0].shape[1])
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -166,18 +230,28 @@ def run(
     finally:
         bar.close()
 
-    if best["epoch"] == 0:
-        log.warning("validation R@1 never improved on the untrained MLP: the saved weights are the initial ones")
+    trained = best["epoch"] > 0
+    status = ("trained" if trained else
+              f"not trained: validation R@1 never beat the untrained MLP ({history[0]['val_R@1']:.2f} at epoch 0); "
+              "the file holds the initial weights, is marked trained: false and is not offered as MLP")
+    if not trained:
+        log.warning("%s", status)
     mlp.load_state_dict(best["state"])
     mlp.eval()
-    mlp.trained = True
+    mlp.trained = True  # for the weight statistics below; the saved record says whether it really learned
     _, val_weights = validate(mlp, val)
     curve = out.with_name(out.stem + ".curve.png")
     save_curve(curve, [h["epoch"] for h in history], [h["loss"] for h in history],
                [h["val_R@1"] for h in history], best_epoch=best["epoch"])
+    mlp.trained = trained
     record = {
-        "trained": True,
+        "trained": trained,
+        "status": status,
         "note": JOINT_TRAINING_NOTE,
+        "split": split_record,
+        "overlap": overlap_record,
+        "leakage": overlap_record["val_in_train"] > 0,
+        "split_keys": split_keys_path(out).name,
         "data": {"train_queries": str(train_queries), "gallery": str(gallery), "val_queries": str(val_queries),
                  "val_gallery": str(val_gallery), "num_train": train.n, "num_train_targets": int(len(np.unique(train.target_rows))),
                  "num_val": val.n},
@@ -196,6 +270,7 @@ def run(
         "provenance": provenance_record or provenance([]),
     }
     save_mlp_combiner(mlp, out, record)
+    save_split_keys(split_keys_path(out), {"train": query_keys(train_qs.table), "val": query_keys(val_qs.table)})
     log.info("best epoch %d, val R@1 %.2f (epoch 0: %.2f); wrote %s", best["epoch"], best["r1"], history[0]["val_R@1"], out)
     return record
 
@@ -206,7 +281,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                     "Train the MLP combiner on frozen query/gallery embeddings (HN-NCE or InfoNCE, early stopping).")
     p.add_argument("--train-queries", required=True, help="queries folder of the training split")
     p.add_argument("--gallery", required=True, help="gallery folder holding the training targets")
-    p.add_argument("--val-queries", required=True, help="queries folder of the held-out validation split")
+    p.add_argument("--val-queries", default=None,
+                   help="queries folder of the validation split (or leave it out and use --split-by)")
     p.add_argument("--val-gallery", default=None, help="gallery of the validation targets; None = the --gallery folder")
     p.add_argument("--out", required=True, help="output weights file (.safetensors); the JSON record goes beside it")
     p.add_argument("--loss", choices=LOSSES, default="hn-nce", help="contrastive loss")
@@ -220,6 +296,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--patience", type=int, default=5, help="stop after this many epochs without a val R@1 gain")
     p.add_argument("--hidden", type=int, default=128, help="hidden units of the weight predictor")
     p.add_argument("--seed", type=int, default=1234, help="seed of the initialisation and the batch sampling")
+    s = p.add_argument_group("split (when there is no --val-queries)")
+    s.add_argument("--split-by", choices=SPLIT_BY, default=None,
+                   help="split --train-queries keeping whole CIRR image sets (image-set) or WebVid target videos "
+                        "(video) on one side")
+    s.add_argument("--val-fraction", type=float, default=0.2, help="share of groups used for validation")
+    s.add_argument("--holdout-fraction", type=float, default=0.0,
+                   help="share of groups held out from training and validation; their query ids go to "
+                        "<out stem>.heldout.txt for precompute.evaluate --query-ids")
+    s.add_argument("--split-seed", type=int, default=0, help="seed of the group shuffle")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="logging level")
     return p.parse_args(argv)
 
@@ -230,7 +315,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     setup_logging(a.log_level)
     return run(a.train_queries, a.gallery, a.val_queries, a.out, val_gallery=a.val_gallery, loss=a.loss, alpha=a.alpha,
                beta=a.beta, temperature=a.temperature, lr=a.lr, weight_decay=a.weight_decay, batch_size=a.batch_size,
-               epochs=a.epochs, patience=a.patience, hidden=a.hidden, seed=a.seed, provenance_record=provenance(argv))
+               epochs=a.epochs, patience=a.patience, hidden=a.hidden, seed=a.seed, provenance_record=provenance(argv),
+               split_by=a.split_by, val_fraction=a.val_fraction, holdout_fraction=a.holdout_fraction,
+               split_seed=a.split_seed)
 
 
 if __name__ == "__main__":

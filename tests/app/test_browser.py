@@ -58,3 +58,21 @@ def test_map_hover_shows_a_thumbnail(page, output_dir):
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.wait_for_selector(":text('Use it as the reference in Search')", timeout=30_000)
     assert not page.errors, page.errors  # type: ignore[attr-defined]
+
+
+def test_explore_lists_an_evaluation_written_after_start(page, live_app, output_dir):
+    from test_explore_live import write_evaluation
+
+    if not (live_app.data_dir / "evaluations" / "zz-browser").exists():
+        write_evaluation(live_app.data_dir, "zz-browser", 620, ["NA", "MLP"])
+    page.get_by_role("tab", name="Explore").click()
+    page.wait_for_selector("#explore-page-info :text('matching queries')", timeout=120_000)
+    page.click("#explore-refresh")
+    page.wait_for_timeout(1500)
+    page.locator("#explore-bench input").click()
+    option = page.get_by_role("option", name="zz-browser")
+    option.wait_for(timeout=60_000)
+    option.click()
+    page.wait_for_selector("#explore-page-info :text('of 620 matching queries')", timeout=120_000)
+    page.screenshot(path=str(output_dir / "browser-explore-refresh.png"), full_page=False)
+    assert not page.errors, page.errors  # type: ignore[attr-defined]

@@ -90,7 +90,7 @@ def test_report_files(planted, val_report) -> None:
     md = (out / "metrics.md").read_text()
     assert "planted-eval" in md and "planted-synthetic" in md  # gallery and checkpoint named in the header
     assert str(planted["mlp"]) in md
-    assert "| pretraining | method | R@1 | R@5 | R@10 | R@50 | Rs@1 | Rs@2 | Rs@3 | Rs~@1 | Rs~@2 | Rs~@3 |" in md
+    assert "| pretraining | method | R@1 | R@5 | R@10 | R@50 | Rs@1 | Rs@2 | Rs@3 | Avg | Rs~@1 | Rs~@2 | Rs~@3 |" in md
     assert "graded" in md and "hard" in md
     for name in ALL:
         assert f"| planted | {name} | {report['results'][name]['R@1']:.2f} |" in md

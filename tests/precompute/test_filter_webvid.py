@@ -112,3 +112,38 @@ def test_filter_killed_then_rerun_gives_the_same_files(stage, tables, tmp_path):
     for name in names:
         if name.endswith(".csv") or name == "stats.md":
             assert (out / name).read_bytes() == (tmp_path / "ref" / name).read_bytes()
+
+
+def _meta(tmp_path, rows):
+    cmap = pd.DataFrame(rows, columns=["id", "author", "categories"])
+    cmap.to_csv(tmp_path / "m.csv", index=False)
+    return job.load_video_meta(tmp_path / "m.csv", cmap["id"].astype(str).to_numpy(object))
+
+
+def test_account_id_with_a_space_is_kept_whole(tmp_path):
+    """Two different authors whose ids share the part before a space must not merge."""
+    meta = _meta(tmp_path, [("1", '{"accountsId": "Studio One"}', "[]"), ("2", '{"accountsId": "Studio Two"}', "[]"),
+                            ("3", '{"accountsId": "Studio One", "x": 1}', "[]"),
+                            ("4", '{"accountsId": "A\\u0026B"}', "[]"), ("5", '{"accountsId": "A&B"}', "[]")])
+    m = job.rule_masks(meta, pd.Series(["a/1", "a/1", "a/4"]), pd.Series(["b/2", "b/3", "b/5"]))
+    assert m["same-author"].tolist() == [False, True, True]
+
+
+def test_single_quoted_author_json_gives_a_warning(tmp_path, caplog):
+    csv = tmp_path / "c.csv"
+    pd.DataFrame({"pth1": ["a/1"], "pth2": ["b/2"], "edit": ["x"]}).to_csv(csv, index=False)
+    pd.DataFrame([("1", "{'accountsId': 'A'}", '["x"]'), ("2", "{'accountsId': 'A'}", '["y"]')],
+                 columns=["id", "author", "categories"]).to_csv(tmp_path / "m.csv", index=False)
+    with caplog.at_level("WARNING"):
+        record = job.run(csv=[str(csv)], map=str(tmp_path / "m.csv"), out=str(tmp_path / "out"))
+    assert any("single-quoted" in w and "author" in w for w in record["warnings"]), record["warnings"]
+    assert "single-quoted" in caplog.text
+    saved = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert saved["warnings"] == record["warnings"]
+
+
+def test_escaped_and_plain_category_names_are_the_same_category(tmp_path):
+    meta = _meta(tmp_path, [("1", "", '["Food \\u0026 Drink"]'), ("2", "", '["Food & Drink"]'), ("3", "", '["Other"]')])
+    assert sorted(meta.categories) == ["Food & Drink", "Other"]
+    m = job.rule_masks(meta, pd.Series(["a/1", "a/1"]), pd.Series(["b/2", "b/3"]))
+    assert m["same-category"].tolist() == [True, False]
