@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from explorer.export_figure import FigureOptions, Panel, render_example, smart_quotes, unquoted
-from explorer.figure_style import FORMATS, PNG_DPI, rc_params
+from covr_core.figure_style import FORMATS, PNG_DPI, rc_params
 
 log = logging.getLogger(__name__)
 

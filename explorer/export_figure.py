@@ -1,4 +1,4 @@
-"""The report figure of one query, drawn with matplotlib at print size (explorer.figure_style).
+"""The report figure of one query, drawn with matplotlib at print size (covr_core.figure_style).
 
 Layout (the study's Figures 6-10): the modification text in typographic quotes over an arrow from the
 reference to the top results; the target framed in green; video results (and a video reference) drawn
@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, Rectangle
 from PIL import Image, ImageOps
 
-from explorer.figure_style import (
+from covr_core.figure_style import (
     COLUMN_WIDTHS_IN,
     TARGET_COLOUR,
     check_font_pt,

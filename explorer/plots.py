@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from covr_core.types import WEIGHT_NAMES
-from explorer.figure_style import WEIGHT_COLOURS
+from covr_core.figure_style import WEIGHT_COLOURS
 from explorer.weights import WeightHistograms, jitter_on_simplex, same_weights_count
 
 #: Map colours per category (kind/split) and overlays.

@@ -10,7 +10,7 @@ import gradio as gr
 from explorer.curation import pinned_table
 from explorer.export import export_records, figure_png, record_figure
 from explorer.export_figure import MAX_RESULTS, FigureOptions
-from explorer.figure_style import COLUMN_WIDTHS_IN, MIN_FONT_PT
+from covr_core.figure_style import COLUMN_WIDTHS_IN, MIN_FONT_PT
 from explorer.services import Services
 from explorer.ui import user_errors
 from explorer.ui_search import SearchTab

@@ -15,7 +15,7 @@ from PIL import Image
 from explorer.curation import CurationStore
 from explorer.export import example_snippets, latex_escape, latex_quoted, manifest_hash, write_export_zip
 from explorer.export_figure import FigureOptions, Panel, render_example, smart_quotes, wrap_id
-from explorer.figure_style import MIN_FONT_PT, TARGET_COLOUR, too_small_text, visible_texts
+from covr_core.figure_style import MIN_FONT_PT, TARGET_COLOUR, too_small_text, visible_texts
 
 RECORD = {
     "id": "x1",

@@ -1,4 +1,4 @@
-"""The composed query set file format, and the shared print style (explorer.figure_style)."""
+"""The composed query set file format, and the shared print style (covr_core.figure_style)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from explorer.figure_style import (
+from covr_core.figure_style import (
     COLUMN_WIDTHS_IN,
     MIN_FONT_PT,
     new_figure,

@@ -1,5 +1,6 @@
-"""One print-grade matplotlib style for every figure the project exports (report examples, the study's
-Figure 1, ...). Import it; do not copy it.
+"""One print-grade matplotlib style for every figure the project exports (the app's report examples,
+``precompute``'s study figures such as Figure 1). Import it; do not copy it. (It lives in ``covr_core`` so that
+both ``explorer`` and ``precompute`` can import it; it needs only matplotlib.)
 
 * sizes at print size: a figure is made at its column width (``COLUMN_WIDTHS_IN``: single 3.3 in,
   double 6.9 in) and saved without cropping, so a 7 pt label stays 7 pt on paper;
@@ -11,7 +12,7 @@ Figure 1, ...). Import it; do not copy it.
 
 Usage::
 
-    from explorer.figure_style import new_figure, paper_style, save_figure, too_small_text
+    from covr_core.figure_style import new_figure, paper_style, save_figure, too_small_text
     with paper_style(8):
         fig = new_figure("single", height_in=1.6, font_pt=8)
         ax = fig.add_subplot()
