@@ -20,6 +20,7 @@ from PIL import Image, ImageOps
 
 from covr_core.figure_style import (
     COLUMN_WIDTHS_IN,
+    PNG_DPI,
     TARGET_COLOUR,
     check_font_pt,
     column_width,
@@ -35,7 +36,6 @@ ARROW_MIN_IN = 0.35
 #: Average glyph width of DejaVu Sans relative to the font size (for wrapping before drawing).
 GLYPH_EM = 0.58
 LINE_SPACING = 1.25
-PANEL_PIXELS = 600
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def wrap_id(item_id: str, width_in: float, font_pt: float) -> list[str]:
     return lines or [""]
 
 
-def _draw_picture(ax, p: Panel) -> tuple[float, float, float, float]:
+def _draw_picture(ax, p: Panel, pixels: int) -> tuple[float, float, float, float]:
     """The picture fitted into the unit square (video: between film-strip bands); returns its frame
     (x0, y0, x1, y1) in axes units, bands included."""
     img = p.image.convert("RGB")
@@ -155,8 +155,11 @@ def _draw_picture(ax, p: Panel) -> tuple[float, float, float, float]:
     scale = min(1.0, (1.0 - 2 * band) / h)  # a video leaves room for its bands
     w, h = w * scale, h * scale
     x0, y0 = (1 - w) / 2, (1 - h) / 2
-    pixels = ImageOps.contain(img, (PANEL_PIXELS, PANEL_PIXELS))  # up- or down-scaled, never cropped
-    ax.imshow(np.asarray(pixels), extent=(x0, x0 + w, y0, y0 + h), interpolation="lanczos")
+    # resampled once to its printed size at PNG_DPI (never cropped); drawn as is, so the PDF and SVG embed
+    # exactly these pixels instead of resampling them again
+    size = max(8, round(pixels * max(w, h)))
+    fitted = ImageOps.contain(img, (size, size), Image.Resampling.LANCZOS)
+    ax.imshow(np.asarray(fitted), extent=(x0, x0 + w, y0, y0 + h), interpolation="none")
     if p.is_video:
         _film_strip(ax, x0, y0 - band, w, band)
         _film_strip(ax, x0, y0 + h, w, band)
@@ -178,7 +181,11 @@ def _caption_lines(p: Panel, options: FigureOptions, panel_in: float) -> list[st
     if p.rank is None:
         first = "Reference" + (" video" if p.is_video else "")
     else:
-        first = f"{p.rank}" + (" (target)" if p.is_target else "")
+        first = f"{p.rank}"
+        if p.is_target:  # "3 (target)", or "3 ✓" when the words do not fit under a small panel
+            wide = f"{p.rank} (target)"
+            fits = len(wide) * options.font_pt * GLYPH_EM / 72 <= panel_in + GAP_IN
+            first = wide if fits else f"{p.rank} ✓"
     lines = [first]
     if options.show_ids and p.item_id:
         lines += wrap_id(p.item_id, panel_in, options.font_pt)
@@ -233,7 +240,7 @@ def render_example(reference: Panel, text: str, results: Sequence[Panel], option
     x = MARGIN_IN
     for i, p in enumerate([reference, *results]):
         ax = fig.add_axes(box(x, panels_top, panel_in, panel_in))
-        x0, y0, x1, y1 = _draw_picture(ax, p)
+        x0, y0, x1, y1 = _draw_picture(ax, p, round(panel_in * PNG_DPI))
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_axis_off()

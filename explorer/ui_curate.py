@@ -99,7 +99,8 @@ def build_curate_tab(services: Services, session: gr.State, search: SearchTab) -
     table.select(on_row, [table], [selected], api_name="select_pinned", api_visibility="private")
     option_inputs = [preset, n_results, font_pt, show_ids, show_scores, title]
     gr.on([selected.change, *(c.change for c in option_inputs[:-1]), title.submit], show,
-          [selected, *option_inputs], [preview], api_name="preview_pinned")
+          [selected, *option_inputs], [preview], api_name="preview_pinned", trigger_mode="always_last",
+          concurrency_id="figure")
     export_one.click(export, [selected, *option_inputs], [zip_file], api_name="export")
     export_all.click(lambda *o: export("", *o), option_inputs, [zip_file], api_name="export_all")
     remove_btn.click(remove, [selected], [table, selected, preview], api_name="remove_pinned")

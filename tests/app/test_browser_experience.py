@@ -306,11 +306,16 @@ def test_curate_exports_a_paper_grade_figure(open_page, output_dir):
     page.locator("#fig-preview img").wait_for(timeout=WAIT)
     page.get_by_label("double column (6.9 in)").check()
     page.get_by_label("show ids").check()
-    page.wait_for_timeout(3000)
+    page.wait_for_timeout(1000)
+    page.wait_for_function(  # the preview has been redrawn with the new options
+        "() => !document.querySelector('#fig-preview .progress-text, #fig-preview .eta-bar')", timeout=WAIT)
     page.screenshot(path=str(output_dir / "browser-curate.png"), full_page=True)
     page.get_by_role("button", name="Export selected (ZIP)").click()
     link = page.locator("#export-file a[download$='.zip']")
-    link.first.wait_for(timeout=WAIT)
+    try:
+        link.first.wait_for(timeout=2 * WAIT)
+    except Exception:
+        raise AssertionError(f"no ZIP; messages: {page.locator('.toast-body').all_inner_texts()}") from None
     with page.expect_download(timeout=WAIT) as dl:
         link.first.click()
     data = Path(dl.value.path()).read_bytes()
