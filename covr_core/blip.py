@@ -10,12 +10,16 @@ image -> RGB -> square bicubic resize (no crop) to the config's image size -> CL
 Single queries cache per reference image its ViT token states (and, in a smaller LRU, the
 cross-attention keys/values of every text layer), so a text edit runs only the text side, and f_txt
 and f_mm of that edit share one pass over the text weights (a batch of two rows).
+
+Compute: the ViT runs on a backend of ``covr_core.vision_backends`` (chosen automatically, or forced with
+``vision_backend=`` / ``COVR_VISION_BACKEND``; shown in ``info.backend``); the text side runs
+``covr_core.blip_towers.FastText`` (SDPA, fused self-attention Q/K/V, f_mm and f_txt rows in one pass).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from covr_core.artifact_cache import default_cache
+from covr_core.blip_towers import FastText, cross_kv
 from covr_core.cache import LRUCache, content_hash
 from covr_core.encoder import Encoder
 from covr_core.text import enc_token_id, pre_caption
@@ -95,8 +101,11 @@ class BlipCoVREncoder(Encoder):
         kv_cache_size: int = 4,
         batch_size: int = 16,
         compile: bool = False,
+        vision_backend: str | None = None,
         mlp=None,
     ) -> None:
+        from covr_core.vision_backends import LazyVision
+
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.info = info
@@ -110,13 +119,10 @@ class BlipCoVREncoder(Encoder):
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
         self.kv_cache = LRUCache(kv_cache_size)
-        self._vision = model.vision_model
-        self._text = model.text_encoder
-        self._joint = self._text_and_multimodal_from_kv
-        if compile:
-            self._vision = torch.compile(model.vision_model)
-            self._text = torch.compile(model.text_encoder, dynamic=True)
-            self._joint = torch.compile(self._text_and_multimodal_from_kv, dynamic=True)
+        self._vision = LazyVision(model.vision_model, vision_backend or ("compile" if compile else None),
+                                  default_cache)
+        self._text = FastText(model.text_encoder)
+        self.info = dataclasses.replace(info, backend=self._vision.name)
 
     # ------------------------------------------------------------------ building blocks
     def tokenize(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,69 +140,40 @@ class BlipCoVREncoder(Encoder):
         """ViT forward: [N, 3, H, W] -> last_hidden_state [N, tokens, width]; counts ``vision_calls``."""
         self.vision_calls += 1
         pixel_values = pixel_values.to(device=self.device, dtype=self.dtype)
-        return self._vision(pixel_values=pixel_values).last_hidden_state
+        states = self._vision(pixel_values)
+        if self.info.backend != self._vision.name:  # the chosen backend fell back when it was built
+            self.info = dataclasses.replace(self.info, backend=self._vision.name)
+        return states
 
     def _project_image(self, states: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.model.vision_proj(states[:, 0, :]).float(), dim=-1)
 
-    def _text_features(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        out = self._text(input_ids=ids, attention_mask=mask).last_hidden_state
-        return F.normalize(self.model.text_proj(out[:, 0, :]).float(), dim=-1)
+    def _project_text(self, cls_states: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.model.text_proj(cls_states).float(), dim=-1)
 
-    def _multimodal_features(self, ids: torch.Tensor, mask: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+    def _text_features(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self._project_text(self._text(ids, mask, 0, None))
+
+    def _with_enc(self, ids: torch.Tensor) -> torch.Tensor:
         ids = ids.clone()
         ids[:, 0] = self.enc_id
-        if states.shape[0] != ids.shape[0]:
-            states = states.expand(ids.shape[0], -1, -1)
-        image_mask = torch.ones(states.shape[:-1], dtype=torch.long, device=states.device)
-        out = self._text(
-            input_ids=ids,
-            attention_mask=mask,
-            encoder_hidden_states=states,
-            encoder_attention_mask=image_mask,
-        ).last_hidden_state
-        return F.normalize(self.model.text_proj(out[:, 0, :]).float(), dim=-1)
+        return ids
 
     # ------------------------------------------------------------------ cross-attention K/V cache
     def cross_kv(self, state: ReferenceState) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per text layer, the cross-attention keys/values of the reference tokens ([1, heads, T, d])."""
         kv = self.kv_cache.get(state.key)
         if kv is None:
-            kv = []
             with torch.inference_mode():
-                for layer in self.model.text_encoder.encoder.layer:
-                    sa = layer.crossattention.self
-                    shape = (*state.states.shape[:-1], -1, sa.attention_head_size)
-                    k = sa.key(state.states).view(shape).transpose(1, 2)
-                    v = sa.value(state.states).view(shape).transpose(1, 2)
-                    kv.append((k, v))
+                kv = cross_kv(self.model.text_encoder, state.states.to(self.device, self.dtype))
             self.kv_cache.put(state.key, kv)
         return kv
 
-    def _text_and_multimodal_from_kv(self, ids: torch.Tensor, mask: torch.Tensor, kv) -> tuple[torch.Tensor, torch.Tensor]:
-        """f_mm and f_txt of one text in one pass over the text weights, reusing cached cross K/V.
-
-        Row 0 is the [ENC] (image-grounded) sequence, row 1 the text-mode [CLS] sequence; they share
-        self-attention and feed-forward calls, and only row 0 runs cross-attention. Same numbers as
-        the two separate transformers passes."""
-        mm_ids = ids.clone()
-        mm_ids[:, 0] = self.enc_id
-        both_ids, both_mask = torch.cat([mm_ids, ids]), torch.cat([mask, mask])
-        te = self.model.text_encoder
-        hidden = te.embeddings(input_ids=both_ids)
-        additive = (1.0 - both_mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
+    def _text_and_multimodal(self, ids: torch.Tensor, mask: torch.Tensor, kv) -> tuple[torch.Tensor, torch.Tensor]:
+        """f_mm and f_txt of N texts in one pass over the text weights: rows [:N] are the [ENC] sequences
+        cross-attending to ``kv`` (one image or N), rows [N:] the text-mode [CLS] sequences."""
         n = ids.shape[0]
-        for layer, (k, v) in zip(te.encoder.layer, kv):
-            attn, _ = layer.attention(hidden, attention_mask=additive)
-            xa, grounded = layer.crossattention, attn[:n]
-            sa = xa.self
-            bsz, length, _ = grounded.shape
-            q = sa.query(grounded).view(bsz, length, -1, sa.attention_head_size).transpose(1, 2)
-            probs = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(sa.attention_head_size), dim=-1)
-            ctx = (probs @ v).transpose(1, 2).reshape(bsz, length, sa.all_head_size)
-            attn = torch.cat([xa.output(ctx, grounded), attn[n:]])
-            hidden = layer.feed_forward_chunk(attn)
-        feats = F.normalize(self.model.text_proj(hidden[:, 0, :]).float(), dim=-1)
+        feats = self._project_text(self._text(torch.cat([self._with_enc(ids), ids]), torch.cat([mask, mask]), n, kv))
         return feats[:n], feats[n:]
 
     # ------------------------------------------------------------------ Encoder interface
@@ -227,9 +204,10 @@ class BlipCoVREncoder(Encoder):
             pixels = torch.stack([self.image_transform(img) for img in chunk_imgs])
             states = self.vision_states(pixels)
             ids, mask = self.tokenize(texts[start : start + self.batch_size])
+            f_mm, f_txt = self._text_and_multimodal(ids, mask, cross_kv(self.model.text_encoder, states))
             parts["f_img"].append(_to_numpy(self._project_image(states)))
-            parts["f_txt"].append(_to_numpy(self._text_features(ids, mask)))
-            parts["f_mm"].append(_to_numpy(self._multimodal_features(ids, mask, states)))
+            parts["f_txt"].append(_to_numpy(f_txt))
+            parts["f_mm"].append(_to_numpy(f_mm))
         empty = np.zeros((0, self.dim), np.float32)
         return QueryEmbeddings(**{k: np.concatenate(v, axis=0) if v else empty for k, v in parts.items()})
 
@@ -253,7 +231,7 @@ class BlipCoVREncoder(Encoder):
     def query_from_reference(self, state: ReferenceState, text: str) -> QueryEmbeddings:
         """f_mm, f_img, f_txt ([dim] each) from cached reference states; never runs the ViT."""
         ids, mask = self.tokenize([text])
-        f_mm, f_txt = self._joint(ids, mask, self.cross_kv(state))
+        f_mm, f_txt = self._text_and_multimodal(ids, mask, self.cross_kv(state))
         return QueryEmbeddings(f_mm=_to_numpy(f_mm)[0], f_img=state.f_img.copy(), f_txt=_to_numpy(f_txt)[0])
 
     def clear_caches(self) -> None:
@@ -273,7 +251,7 @@ def load_blip_encoder(
 ) -> BlipCoVREncoder:
     """Load a CoVR BLIP encoder from a hub id / local folder, optionally with a CoVR checkpoint on top.
 
-    See :func:`covr_core.blip_load.load_blip_encoder` (keyword extras: ``compile``, ``name``, ``batch_size``)."""
+    See :func:`covr_core.blip_load.load_blip_encoder` (keyword extras: ``compile``, ``name``, ``batch_size``, ``vision_backend``)."""
     from covr_core import blip_load
 
     return blip_load.load_blip_encoder(source, checkpoint, device, dtype, cache_size, **kwargs)

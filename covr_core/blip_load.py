@@ -91,6 +91,7 @@ def load_blip_encoder(
     compile: bool = False,
     name: str | None = None,
     batch_size: int = 16,
+    vision_backend: str | None = None,
 ) -> BlipCoVREncoder:
     """Load a CoVR BLIP encoder.
 
@@ -146,6 +147,7 @@ def load_blip_encoder(
         cache_size=cache_size,
         batch_size=batch_size,
         compile=compile,
+        vision_backend=vision_backend,
         mlp=mlp,
     )
     enc.load_report = report
@@ -165,10 +167,12 @@ def make_blip_encoder(
     cache_size: int = 32,
     batch_size: int = 16,
     compile: bool = False,
+    vision_backend: str | None = None,
     mlp=None,
 ) -> BlipCoVREncoder:
     """Wrap an in-memory ``BlipForImageTextRetrieval`` (moved to ``device``/``dtype``) as an encoder;
-    ``transform`` defaults to the config's image size with CLIP mean/std."""
+    ``transform`` defaults to the config's image size with CLIP mean/std; ``vision_backend`` forces a
+    ``covr_core.vision_backends`` backend (default: ``$COVR_VISION_BACKEND`` or auto)."""
     torch_dtype = resolve_dtype(dtype)
     config = model.config
     model = model.to(device=device, dtype=torch_dtype).eval()
@@ -194,5 +198,6 @@ def make_blip_encoder(
         cache_size=cache_size,
         batch_size=batch_size,
         compile=compile,
+        vision_backend=vision_backend,
         mlp=mlp,
     )

@@ -382,6 +382,8 @@ class Services:
             f"**Encoder** `{info.name}` · **checkpoint** `{info.checkpoint}` (`{info.short_sha}`) · "
             f"**gallery** {gtxt} · **device** `{info.device}`"
         )
+        if getattr(info, "backend", ""):  # what runs the image tower (covr_core.vision_backends), issue 15
+            line += f" · **compute** `{info.backend} {info.dtype}`"
         if info.name == "lite":
             from covr_core.factory import HOW_TO_GET_BLIP
 

@@ -27,35 +27,59 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from covr_core.atomic import atomic_write_text
 from covr_core.types import Summary
 
+from ._options import CHUNK_ITEMS, DTYPE_CHOICES
+from ._progress import PROGRESS_EVERY, Progress
+
 log = logging.getLogger("precompute")
 
 ENCODER_CHOICES = ("auto", "blip", "lite")
-DTYPE_CHOICES = ("float32", "bfloat16", "float16")
-#: Test hooks: the process SIGKILLs itself after this many processed items / at this named stage.
+#: Test hooks: the process SIGKILLs itself after this many processed items / at this named stage; with
+#: KILL_ONCE_ENV set to a file path, only the first process to create that file does (a retry then succeeds).
 KILL_AFTER_ENV = "COVR_PRECOMPUTE_KILL_AFTER"
 KILL_AT_ENV = "COVR_PRECOMPUTE_KILL_AT"
+KILL_ONCE_ENV = "COVR_PRECOMPUTE_KILL_ONCE"
 PACKAGES = ("covr-explorer", "torch", "transformers", "numpy", "pandas", "pyarrow", "faiss-cpu", "av",
             "pillow", "umap-learn")
 
 
+class JobInputError(RuntimeError):
+    """A problem with what the job was given (folder, cluster, install): the CLI prints it without a traceback."""
+
+
 @dataclass
 class JobSummary(Summary):
-    """A job's :class:`Summary` plus where it wrote and how long each stage took."""
+    """A job's :class:`Summary` plus where it wrote, how long each stage took and what went wrong."""
 
-    total: int = 0  #: items in this shard
+    total: int = 0  #: items of this launch (all items, or one shard's)
     out: str = ""
     complete: bool = False  #: True when the final output (gallery / queries file) was written
     timing: dict[str, float] = field(default_factory=dict)  #: seconds per stage (decode wait, transfer, model)
+    units: int = 0  #: units of work run (chunks of --chunk-items items; one Ray task each)
+    units_failed: int = 0  #: units that failed even after their retries
+    part_files: int = 0  #: files under _parts/ before the merge
+    problem: str = ""  #: why the job must exit non-zero ("" when it did what it was asked)
+
+    @property
+    def ok(self) -> bool:
+        """True when the job did what it was asked (run_main exits 0)."""
+        return not self.problem
 
     def line(self) -> str:
         """The one-line ``done/skipped/failed`` report printed at the end of a job."""
         return (f"done={self.done} skipped={self.skipped} failed={self.failed} total={self.total} "
-                f"complete={self.complete} out={self.out}")
+                f"units={self.units} part_files={self.part_files} complete={self.complete} out={self.out}"
+                + (f" problem={self.problem!r}" if self.problem else ""))
 
 
 # ----------------------------------------------------------------------------------------------- flags
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows defaults and keeps the description's line breaks."""
+    """Shows defaults (not for on/off switches, where "(default: True)" after "--no-thumbs" reads inverted)
+    and keeps the description's line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            return action.help or ""
+        return super()._get_help_string(action)
 
 
 def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -74,9 +98,14 @@ def encoder_choices() -> list[str]:
 
 def add_dataset_args(p: argparse.ArgumentParser, datasets: Sequence[str], csv_help: str) -> argparse._ArgumentGroup:
     """The ``dataset`` flag group shared by the gallery and queries jobs; returns the group for extras."""
+    from covr_core.datasets import get_dataset
+
     g = p.add_argument_group("dataset")
-    g.add_argument("--dataset", choices=tuple(datasets), required=True, help="which dataset to embed")
-    g.add_argument("--root", help="CIRR root (holds the annotation and images folders)")
+    g.add_argument("--dataset", choices=tuple(datasets), required=True,
+                   help="which dataset to embed: " + "; ".join(f"{d} = {get_dataset(d).description}"
+                                                              for d in datasets))
+    g.add_argument("--root", help="CIRR root (holds the annotation and images folders), or the media folder "
+                                  "of --dataset folder")
     g.add_argument("--split", default="val",
                    help="CIRR split: val, test1, train (or demo for assets/benchmark/cirr)")
     g.add_argument("--csv", help=csv_help)
@@ -104,19 +133,42 @@ def add_encoder_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_run_args(p: argparse.ArgumentParser, batch_size: int = 64) -> None:
-    """Batching, data-loading, sharding and resume flags."""
+    """Batching, data-loading, sharding, resume, failure and Ray flags."""
     g = p.add_argument_group("run")
     g.add_argument("--out", required=True, help="output folder (gallery / queries folder); parts go to OUT/_parts")
     g.add_argument("--batch-size", type=int, default=batch_size, help="images (or video frames) per forward pass")
     g.add_argument("--num-workers", type=int, default=min(8, os.cpu_count() or 1),
                    help="DataLoader worker processes that decode and resize media (0 = in the main process)")
     g.add_argument("--num-shards", type=int, default=1,
-                   help="split the items into N shards (item i -> shard i %% N)")
+                   help="split the items into N shards by hand (item i -> shard i %% N); prefer --ray")
     g.add_argument("--shard-id", type=int, default=0, help="which shard this process computes (0..N-1)")
     g.add_argument("--flush-every", type=int, default=256, help="write a part file every N finished items")
-    g.add_argument("--retry-failed", action="store_true", help="retry items that failed in an earlier run")
+    g.add_argument("--chunk-items", type=int, default=CHUNK_ITEMS,
+                   help="items per unit of work: one Ray task, compacted into one part file when it finishes "
+                        "(2.5M items -> 153 files)")
+    g.add_argument("--retry-failed", action="store_true",
+                   help="retry items that failed in an earlier run (e.g. after repairing the media)")
+    g.add_argument("--max-failures", default=None,
+                   help="failed items (unreadable media) tolerated before the job exits non-zero: a count "
+                        "(0, 10) or a share (1%%); default: any number (they are listed in failures.csv)")
     g.add_argument("--no-finalize", action="store_true",
                    help="only write parts; run `python -m precompute.merge` later (implied when --num-shards > 1)")
+    g.add_argument("--keep-parts", action="store_true",
+                   help="keep OUT/_parts after a successful merge (by default it is deleted: no doubled disk use)")
+    g.add_argument("--progress-every", type=float, default=PROGRESS_EVERY,
+                   help="seconds between progress lines when stderr is not a terminal (logs, pipes, clusters)")
+    r = p.add_argument_group("ray (optional: pip install -r requirements-ray.txt)")
+    r.add_argument("--ray", default=None, metavar="auto|local|ADDRESS",
+                   help="run the units on a Ray cluster with retries and merge at the end: auto = the running "
+                        "cluster (RAY_ADDRESS or `ray start` on this machine) else a local one, local = a new "
+                        "cluster on this machine, or the head's address (host:6379, ray://host:10001)")
+    r.add_argument("--ray-workers", type=int, default=None,
+                   help="Ray workers (each loads the model once): default one per GPU of the cluster, or "
+                        "CPUs / --ray-cpus-per-worker on a CPU cluster")
+    r.add_argument("--ray-cpus-per-worker", type=int, default=None,
+                   help="CPUs reserved per worker (its decode workers / torch threads); default --num-workers, at least 1")
+    r.add_argument("--ray-retries", type=int, default=3,
+                   help="times a unit is retried after its worker died or raised (then the launch reports it failed)")
     add_log_arg(g)
 
 
@@ -124,18 +176,6 @@ def add_log_arg(p) -> None:
     """``--log-level`` (every job)."""
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                    help="logging level")
-
-
-def check_shard_args(num_shards: int, shard_id: int) -> None:
-    """Raise ValueError unless ``0 <= shard_id < num_shards``."""
-    if num_shards < 1 or not 0 <= shard_id < num_shards:
-        raise ValueError(f"need 0 <= --shard-id < --num-shards, got shard {shard_id} of {num_shards}")
-
-
-def shard_indices(n: int, num_shards: int = 1, shard_id: int = 0) -> list[int]:
-    """Indices ``i`` of ``range(n)`` with ``i % num_shards == shard_id`` (clip-retrieval's sampler)."""
-    check_shard_args(num_shards, shard_id)
-    return list(range(shard_id, n, num_shards))
 
 
 def setup_logging(level: str = "INFO") -> None:
@@ -202,12 +242,9 @@ def safe_name(item_id: str) -> str:
 
 
 # --------------------------------------------------------------------------------------- progress/logs
-def progress(total: int, desc: str, unit: str, initial: int = 0):
-    """A tqdm bar on stderr (hidden when stderr is not a TTY) with unit, total, rate and ETA."""
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc=desc, unit=unit, disable=None, file=sys.stderr,
-                dynamic_ncols=True, smoothing=0.1)
+def progress(total: int, desc: str, unit: str, every: float = PROGRESS_EVERY) -> Progress:
+    """A tqdm bar on a terminal, a log line every ``every`` seconds otherwise (see ``_progress``)."""
+    return Progress(total, desc, unit, every=every)
 
 
 def write_failures(path: str | Path, failures: Iterable[tuple[str, str]]) -> Path:
@@ -225,11 +262,18 @@ def maybe_kill(stage: str, items_done: int | None = None) -> None:
     """Test hook: SIGKILL this process at a named stage or after N items (real SIGKILL, no cleanup).
 
     ``COVR_PRECOMPUTE_KILL_AT=<stage>`` kills at that stage; ``COVR_PRECOMPUTE_KILL_AFTER=N`` kills as soon
-    as at least N items were processed in this run (``stage == "item"``).
+    as at least N items were processed in this run (``stage == "item"``). With ``COVR_PRECOMPUTE_KILL_ONCE=
+    <file>`` only the process that creates that file dies (a Ray worker's retry then runs to the end).
     """
     at = os.environ.get(KILL_AT_ENV)
     after = os.environ.get(KILL_AFTER_ENV)
     if (at and at == stage) or (after and items_done is not None and stage == "item" and items_done >= int(after)):
+        once = os.environ.get(KILL_ONCE_ENV)
+        if once:
+            try:
+                os.close(os.open(once, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                return
         log.warning("test hook: SIGKILL at %s (items=%s)", stage, items_done)
         sys.stderr.flush()
         os.kill(os.getpid(), signal.SIGKILL)
@@ -296,10 +340,21 @@ class StageTimer:
 
 def run_main(parse: Callable[[Sequence[str] | None], argparse.Namespace], job: Callable[..., Any],
              argv: Sequence[str] | None) -> int:
-    """Shared ``main``: parse, set up logging, run, print the summary line; exit code 1 when incomplete."""
+    """Shared ``main``: parse, set up logging, run, log the summary. Exit code 1 when the job is incomplete, a
+    unit failed for good or more items failed than ``--max-failures`` allows; 2 when its input is wrong (a
+    busy folder, no Ray, a missing file: the message, no traceback)."""
     args = parse(argv)
     setup_logging(getattr(args, "log_level", "INFO"))
-    result = job(args)
+    try:
+        result = job(args)
+    except (JobInputError, ValueError, FileNotFoundError) as exc:
+        log.debug("details", exc_info=True)
+        log.error("%s", exc)
+        return 2
     if not isinstance(result, JobSummary):  # jobs returning a JobSummary log their own summary line
         log.info("%s", json.dumps(result, default=str))
+        return 0
+    if not result.ok:
+        log.error("%s", result.problem)
+        return 1
     return 0

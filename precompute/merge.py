@@ -1,37 +1,45 @@
-"""Join the part files of one or more shard folders into one gallery or queries file.
+"""Join the part files of one or more shard folders into one gallery or queries file, streaming.
 
     python -m precompute.merge --out data/galleries/cirr-val                      # parts in OUT/_parts
     python -m precompute.merge --out data/galleries/cirr-val --inputs shard0/ shard1/   # one folder per shard
 
 Every item of the job's plan appears exactly once, in dataset order; items that failed are listed in
-``failures.csv``. Merging refuses (exit 1) while items are still missing, unless ``--allow-missing``.
+``failures.csv``. Merging refuses (exit 1) while items are still missing, unless ``--allow-missing``, and
+while a shard of the job is still running (the folders' locks). The parts are read twice, one file at a
+time: first only their row lists (8 bytes per item), then their arrays straight into a memory-mapped
+output, so memory does not grow with the number or size of the part files. After a successful merge the
+inputs' ``_parts/`` folders are deleted (``--keep-parts`` keeps them).
 """
 
 from __future__ import annotations
 
 import argparse
-import io
+import contextlib
 import json
 import logging
 import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from covr_core.atomic import atomic_write_bytes, atomic_write_json, fsync_dir
+from covr_core.atomic import atomic_write_json, fsync_dir, fsync_file
 from covr_core.types import EncoderInfo
 
 from . import _common as C
-from ._parts import Collected, PartStore, collect
+from ._lock import job_lock
+from ._parts import IDENTITY_KEYS, PartStore, RowIndex, gather, plan_sha256, scan
 
 log = logging.getLogger(__name__)
 
 GALLERY_FILES_LAST = "manifest.json"
 ITEM_COLUMNS = ("id", "kind", "media", "caption", "split", "duration", "thumbnail")
+QUERY_COLUMNS = ("query_id", "reference", "target", "caption", "members", "target_soft")
+QUERY_ARRAYS = ("f_mm", "f_img", "f_txt")
+STAGE = "_final"
 
 
 @dataclass
@@ -46,59 +54,78 @@ class MergeResult:
     out: str = ""
 
 
-def finalize(out: str | Path, inputs: Sequence[str | Path] | None = None, index_type: str | None = None,
-             allow_missing: bool = False) -> MergeResult:
-    """Merge the parts found under each input folder (default: ``out``) into ``out``."""
-    out = Path(out)
-    stores = [PartStore(p) for p in (inputs or [out])]
-    stores = [s for s in stores if s.exists()]
+def _open_stores(out: Path, inputs: Sequence[str | Path] | None) -> list[PartStore]:
+    stores = [s for s in (PartStore(p) for p in (inputs or [out])) if s.exists()]
     if not stores:
         raise FileNotFoundError(f"no job parts (_parts/job.json) under {', '.join(map(str, inputs or [out]))}")
-    job, plan = stores[0].read_job(), stores[0].read_plan()
+    job = stores[0].read_job()
+    sha = job.get("plan_sha256") or plan_sha256(stores[0].read_plan(["id"]))
     for s in stores[1:]:
         other = s.read_job()
-        for key in ("kind", "dataset_key", "encoder_name", "encoder_sha256"):
+        for key in IDENTITY_KEYS:
             if other.get(key) != job.get(key):
                 raise ValueError(f"{s.out} holds a different job ({key}: {other.get(key)!r} != {job.get(key)!r})")
-        if s.read_plan()["id"].astype(str).tolist() != plan["id"].astype(str).tolist():
+        if (other.get("plan_sha256") or plan_sha256(s.read_plan(["id"]))) != sha:
             raise ValueError(f"{s.out} holds a different item list")
-    col = collect(stores)
-    ids = plan["id"].astype(str).tolist()
-    accounted = set(col.rows.tolist()) | set(col.failures)
-    missing = [ids[i] for i in range(len(plan)) if i not in accounted]
-    failures = [(ids[r], reason) for r, reason in col.failures.items()]
-    res = MergeResult(complete=False, count=len(col.rows), missing=missing, failures=failures,
-                      duplicates=col.duplicates, out=str(out))
-    if col.duplicates:
-        log.info("ignored %d duplicate item(s) found in more than one part", col.duplicates)
+    return stores
+
+
+def finalize(out: str | Path, inputs: Sequence[str | Path] | None = None, index_type: str | None = None,
+             allow_missing: bool = False) -> MergeResult:
+    """Merge the parts found under each input folder (default: ``out``) into ``out`` (the caller holds the
+    folders' locks: the jobs do, ``run`` takes them)."""
+    out = Path(out)
+    stores = _open_stores(out, inputs)
+    job, plan = stores[0].read_job(), stores[0].read_plan()
+    index = scan(stores, len(plan))
+    ids = plan["id"].astype(str)
+    accounted = index.file_of >= 0
+    accounted[list(index.failures)] = True
+    missing = ids[~accounted].tolist()
+    failures = [(ids.iat[r], reason) for r, reason in index.failures.items()]
+    res = MergeResult(complete=False, count=len(index.done_rows), missing=missing, failures=failures,
+                      duplicates=index.duplicates, out=str(out))
+    if index.duplicates:
+        log.info("ignored %d duplicate item(s) found in more than one part", index.duplicates)
     if missing and not allow_missing:
         log.warning("%d of %d items not computed yet (e.g. %s): run the missing shards, then merge again",
                     len(missing), len(plan), ", ".join(missing[:3]))
         return res
-    if not len(col.rows):
+    if not res.count:
         raise RuntimeError(f"no item could be computed ({len(failures)} failed); see the failure log")
     out.mkdir(parents=True, exist_ok=True)
     C.maybe_kill("finalize")
     C.write_failures(out / "failures.csv", failures)
-    if job["kind"] == "gallery":
-        _finalize_gallery(out, stores, job, plan, col, index_type or job.get("index_type", "flat"))
-    elif job["kind"] == "queries":
-        _finalize_queries(out, job, plan, col)
-    else:
-        raise ValueError(f"unknown job kind {job['kind']!r}")
+    stage = out / "_parts" / STAGE
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    try:
+        FINALIZERS[job["kind"]](out, stage, stores, job, plan, index, index_type or job.get("index_type", "flat"))
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     C.maybe_kill("finalized")
     res.complete = True
-    log.info("merged %d items (%d failed, %d missing) into %s", len(col.rows), len(failures), len(missing), out)
+    log.info("merged %d items (%d failed, %d missing) into %s", res.count, len(failures), len(missing), out)
     return res
 
 
-def _items_table(plan: pd.DataFrame, col: Collected) -> pd.DataFrame:
-    items = plan.iloc[col.rows].reset_index(drop=True).copy()
-    extra = pd.DataFrame(col.records)
-    for c in extra.columns:
+def _gather_to_disk(stage: Path, index: RowIndex, names: Sequence[str], dim: int) -> tuple[dict, pd.DataFrame]:
+    """Every computed row's arrays in memory-mapped ``[n, dim]`` float32 files under ``stage``."""
+    n = len(index.done_rows)
+    arrays = {k: np.lib.format.open_memmap(stage / f"{k}.npy", mode="w+", dtype=np.float32, shape=(n, dim))
+              for k in names}
+    records = gather(index, arrays)
+    for a in arrays.values():
+        a.flush()
+    return arrays, records
+
+
+def _items_table(plan: pd.DataFrame, rows: np.ndarray, records: pd.DataFrame) -> pd.DataFrame:
+    items = plan.iloc[rows].reset_index(drop=True).copy()
+    for c in records.columns:
         if c == "n_frames":
             continue
-        values = extra[c]
+        values = records[c]
         items[c] = values.where(values.notna(), items[c]) if c in items else values
     if "thumbnail" not in items:
         items["thumbnail"] = ""
@@ -110,26 +137,24 @@ def _items_table(plan: pd.DataFrame, col: Collected) -> pd.DataFrame:
     return items[keep]
 
 
-def _finalize_gallery(out: Path, stores: list[PartStore], job: dict, plan: pd.DataFrame, col: Collected,
-                      index_type: str) -> None:
+def _finalize_gallery(out: Path, stage: Path, stores: list[PartStore], job: dict, plan: pd.DataFrame,
+                      index: RowIndex, index_type: str) -> None:
     from covr_core.gallery import Gallery
 
-    items = _items_table(plan, col)
+    arrays, records = _gather_to_disk(stage, index, ["emb"], int(job["encoder"]["dim"]))
+    items = _items_table(plan, index.done_rows, records)
     for s in stores:  # thumbnails written by other shard folders
         if s.out.resolve() != out.resolve():
             for sub in ("thumbs", "frames"):
                 if (s.out / sub).is_dir():
                     shutil.copytree(s.out / sub, out / sub, dirs_exist_ok=True)
     prov = dict(job.get("provenance", {}))
-    prov.update(merged_from=[str(s.out) for s in stores], failed=len(col.failures),
+    prov.update(merged_from=[str(s.out) for s in stores], failed=len(index.failures),
                 merge_command=C.provenance().get("command"))
-    gallery = Gallery.build(col.arrays["emb"].astype(np.float32), items, EncoderInfo(**job["encoder"]),
-                            name=job["name"], media_root=job["media_root"], index_type=index_type,
-                            provenance=prov)
-    stage = out / "_parts" / "_final"
-    shutil.rmtree(stage, ignore_errors=True)
-    gallery.save(stage)
-    _move_files_in(stage, out)
+    gallery = Gallery.build(arrays.pop("emb"), items, EncoderInfo(**job["encoder"]), name=job["name"],
+                            media_root=job["media_root"], index_type=index_type, provenance=prov)
+    gallery.save(stage / "gallery")
+    _move_files_in(stage / "gallery", out)
 
 
 def _move_files_in(stage: Path, out: Path) -> None:
@@ -144,31 +169,37 @@ def _move_files_in(stage: Path, out: Path) -> None:
     for p in stage.iterdir():  # sub-folders written by save (none expected) keep their place
         if p.is_dir():
             shutil.copytree(p, out / p.name, dirs_exist_ok=True)
-    shutil.rmtree(stage, ignore_errors=True)
     fsync_dir(out)
 
 
-def _finalize_queries(out: Path, job: dict, plan: pd.DataFrame, col: Collected) -> None:
-    from .queries import QUERY_COLUMNS
-
-    table = plan.iloc[col.rows].reset_index(drop=True)
+def _finalize_queries(out: Path, stage: Path, stores: list[PartStore], job: dict, plan: pd.DataFrame,
+                      index: RowIndex, index_type: str) -> None:
+    enc = job["encoder"]
+    arrays, _ = _gather_to_disk(stage, index, QUERY_ARRAYS, int(enc["dim"]))
+    table = plan.iloc[index.done_rows].reset_index(drop=True)
     table = table[[c for c in QUERY_COLUMNS if c in table]]
     (out / "manifest.json").unlink(missing_ok=True)
-    buf = io.BytesIO()
-    np.savez(buf, **{k: col.arrays[k].astype(np.float32) for k in ("f_mm", "f_img", "f_txt")})
-    atomic_write_bytes(out / "queries.npz", buf.getvalue())
-    pbuf = io.BytesIO()
-    table.to_parquet(pbuf, index=False)
-    atomic_write_bytes(out / "queries.parquet", pbuf.getvalue())
-    enc = job["encoder"]
+    npz = stage / "queries.npz"
+    with open(npz, "wb") as fh:  # streamed from the memory maps in 16 MiB blocks (numpy's zip writer)
+        np.savez(fh, **arrays)
+    fsync_file(npz)
+    table.to_parquet(stage / "queries.parquet", index=False)
+    fsync_file(stage / "queries.parquet")
+    sha = C.sha256_file(npz)
+    os.replace(npz, out / "queries.npz")
+    os.replace(stage / "queries.parquet", out / "queries.parquet")
+    prov = job.get("provenance", {})
     atomic_write_json(out / "manifest.json", {
         "name": job["name"], "kind": "queries", "encoder": enc["name"], "encoder_version": enc["version"],
         "checkpoint": enc["checkpoint"], "checkpoint_sha256": enc["checkpoint_sha256"], "dim": enc["dim"],
-        "count": int(len(table)), "planned": int(len(plan)), "failed": len(col.failures), "normalised": True,
-        "dtype": "float32", "dataset": job.get("dataset_key"), "created": C.provenance()["created"],
-        "package_version": C.package_versions().get("covr-explorer", ""),
-        "queries_sha256": C.sha256_file(out / "queries.npz"), "media_root": job.get("media_root", ""),
-        "provenance": job.get("provenance", {})})
+        "count": int(len(table)), "planned": int(len(plan)), "failed": len(index.failures), "normalised": True,
+        "dtype": "float32", "dataset": job.get("dataset_key"), "benchmark": prov.get("benchmark"),
+        "created": C.provenance()["created"], "package_version": C.package_versions().get("covr-explorer", ""),
+        "queries_sha256": sha, "media_root": job.get("media_root", ""), "provenance": prov})
+
+
+#: job kind -> writer of its final output
+FINALIZERS: dict[str, Callable[..., None]] = {"gallery": _finalize_gallery, "queries": _finalize_queries}
 
 
 def load_queries(folder: str | Path) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict]:
@@ -177,16 +208,23 @@ def load_queries(folder: str | Path) -> tuple[pd.DataFrame, dict[str, np.ndarray
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     table = pd.read_parquet(folder / "queries.parquet")
     with np.load(folder / "queries.npz", allow_pickle=False) as z:
-        arrays = {k: z[k] for k in ("f_mm", "f_img", "f_txt")}
+        arrays = {k: z[k] for k in QUERY_ARRAYS}
     if any(len(a) != len(table) for a in arrays.values()):
         raise ValueError(f"{folder}: queries.npz and queries.parquet disagree on the row count")
     return table, arrays, manifest
 
 
 def run(*, out: str, inputs: Sequence[str] | None = None, index_type: str | None = None,
-        allow_missing: bool = False, **_: object) -> MergeResult:
-    """Merge shard outputs into ``out`` (see module docstring)."""
-    res = finalize(out, inputs or None, index_type=index_type, allow_missing=allow_missing)
+        allow_missing: bool = False, keep_parts: bool = False, log_level: str = "INFO") -> MergeResult:
+    """Merge shard outputs into ``out`` (see module docstring); holds every folder's lock meanwhile."""
+    folders = list(dict.fromkeys(Path(p) for p in (inputs or [out])))
+    with contextlib.ExitStack() as stack:
+        for folder in dict.fromkeys([Path(out), *folders]):
+            stack.enter_context(job_lock(PartStore(folder).dir))
+        res = finalize(out, inputs or None, index_type=index_type, allow_missing=allow_missing)
+        if res.complete and not keep_parts:
+            for folder in dict.fromkeys([Path(out), *folders]):
+                PartStore(folder).remove()
     log.info("done=%d skipped=0 failed=%d missing=%d complete=%s out=%s", res.count, len(res.failures),
              len(res.missing), res.complete, res.out)
     return res
@@ -201,6 +239,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--index-type", choices=("flat", "hnsw", "ivf"), default=None,
                    help="FAISS index type (default: the one the job was started with)")
     p.add_argument("--allow-missing", action="store_true", help="merge even if some items were never computed")
+    p.add_argument("--keep-parts", action="store_true",
+                   help="keep the inputs' _parts/ after a successful merge (by default they are deleted)")
     C.add_log_arg(p)
     return p.parse_args(argv)
 

@@ -7,15 +7,23 @@ Writes ``<gallery>/umap.parquet`` (``id, x, y``, row-aligned with the gallery) a
 x_img, y_img, x_txt, y_txt`` for f_mm, f_img, f_txt). No fitted model is pickled: new points are placed later
 by ``precompute.placement.place_points`` (k nearest gallery items by cosine), which the app imports without
 umap-learn. Galleries under ``--min-umap-items`` items fall back to PCA.
+
+At scale (WebVid-CoVR: 2.5M videos) UMAP is fitted on a seeded random sample of ``--fit-sample`` items
+(default 50,000: about 2 minutes single-threaded, since a fixed seed makes umap-learn serial) and every other
+item, and every query, is placed with the same k-nearest-neighbour placement against that sample (an IVF
+index over the sample, streamed in chunks; ``--ray`` spreads the chunks over a Ray cluster). Measured times
+and memory: docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,9 +31,49 @@ import pandas as pd
 from covr_core.atomic import atomic_write_bytes, atomic_write_json
 
 from . import _common as C
-from .placement import MAP_FILE, MAP_META, place_points
+from ._options import JobOptions
+from .placement import MAP_FILE, MAP_META, anchor_index, place_many, place_points
 
 log = logging.getLogger(__name__)
+
+#: items UMAP is fitted on; the others are placed (docs/PERFORMANCE.md: time and memory at 200k and 1M)
+FIT_SAMPLE = 50_000
+PLACE_CHUNK = 65_536  #: rows placed per step in this process
+RAY_PLACE_ROWS = 250_000  #: rows per Ray placement task (tests lower it)
+
+
+@dataclass(kw_only=True)
+class MapOptions(JobOptions):
+    """Options of ``python -m precompute.umap``."""
+
+    gallery: str
+    queries: str | None = None
+    n_neighbors: int = 15
+    min_dist: float = 0.1
+    seed: int = 0
+    k: int = 10
+    query_placement: str = "knn"
+    min_umap_items: int = 15
+    fit_sample: int = FIT_SAMPLE
+    ray: str | None = None
+    log_level: str = "INFO"
+
+    def validate(self) -> None:
+        if self.fit_sample < 2 or self.k < 1:
+            raise ValueError("--fit-sample must be >= 2 and --k >= 1")
+        if self.query_placement not in ("knn", "transform"):
+            raise ValueError("--query-placement must be knn or transform")
+
+
+@dataclass
+class MapResult:
+    """A fitted map: coordinates of every row, the method, and how it was made."""
+
+    coords: np.ndarray  #: [N, 2]
+    method: str  #: umap or pca
+    reducer: Any  #: the fitted UMAP (whole-gallery fits only; never saved)
+    sample: np.ndarray  #: rows the map was fitted on
+    index: Any  #: anchor index over the sample (sampled maps), else None
 
 
 def pca_2d(x: np.ndarray) -> np.ndarray:
@@ -66,45 +114,119 @@ def _write_parquet(df: pd.DataFrame, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def run(*, gallery: str, queries: str | None = None, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 0,
-        k: int = 10, query_placement: str = "knn", min_umap_items: int = 15, **_: Any) -> dict:
-    """Fit the gallery's map and place its queries; returns a summary dict."""
+def map_embeddings(emb: np.ndarray, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 0,
+                   min_umap_items: int = 15, fit_sample: int = FIT_SAMPLE, k: int = 10,
+                   place: Callable[[np.ndarray, Any, np.ndarray], np.ndarray] | None = None) -> MapResult:
+    """The 2-D map of ``emb`` ([N, d], may be memory-mapped): fitted on all rows, or on a seeded sample of
+    ``fit_sample`` rows with the others placed by ``place(rows, anchor_index, anchor_coords)`` (default: in
+    this process, ``placement.place_many``)."""
+    n = len(emb)
+    if n <= fit_sample:
+        coords, reducer, method = fit_map(np.asarray(emb, dtype=np.float32), n_neighbors, min_dist, seed,
+                                          min_umap_items)
+        return MapResult(coords, method, reducer, np.arange(n), None)
+    sample = np.sort(np.random.default_rng(seed).choice(n, size=fit_sample, replace=False))
+    anchors = np.asarray(emb[sample], dtype=np.float32)
+    sample_xy, _, method = fit_map(anchors, n_neighbors, min_dist, seed, min_umap_items)
+    index = anchor_index(anchors)
+    rest = np.setdiff1d(np.arange(n), sample, assume_unique=True)
+    log.info("map: fitted %s on %d of %d items; placing the other %d", method, fit_sample, n, len(rest))
+    coords = np.empty((n, 2), dtype=np.float32)
+    coords[sample] = sample_xy
+    coords[rest] = (place or _place_here(emb, k))(rest, index, sample_xy)
+    return MapResult(coords, method, None, sample, index)
+
+
+def _place_here(emb: np.ndarray, k: int) -> Callable[[np.ndarray, Any, np.ndarray], np.ndarray]:
+    def place(rows: np.ndarray, index: Any, anchor_xy: np.ndarray) -> np.ndarray:
+        out = np.empty((len(rows), 2), dtype=np.float32)
+        for start in range(0, len(rows), PLACE_CHUNK):  # contiguous reads of the memory-mapped rows
+            sl = rows[start:start + PLACE_CHUNK]
+            out[start:start + len(sl)] = place_many(emb[sl], index, anchor_xy, k=k)
+        return out
+
+    return place
+
+
+def _place_rows_task(emb_path: str, rows: np.ndarray, index_bytes: np.ndarray, anchor_xy: np.ndarray,
+                     k: int) -> np.ndarray:
+    """A Ray task: place ``rows`` of the gallery's ``embeddings.npy`` (read from shared storage)."""
+    import faiss
+
+    emb = np.load(emb_path, mmap_mode="r", allow_pickle=False)
+    return place_many(emb[rows], faiss.deserialize_index(index_bytes), anchor_xy, k=k)
+
+
+def _place_on_ray(cluster: Any, emb_path: Path, k: int) -> Callable[[np.ndarray, Any, np.ndarray], np.ndarray]:
+    def place(rows: np.ndarray, index: Any, anchor_xy: np.ndarray) -> np.ndarray:
+        import faiss
+
+        shared = cluster.ray.put(faiss.serialize_index(index)), cluster.ray.put(anchor_xy)
+        calls = [(str(emb_path), rows[s:s + RAY_PLACE_ROWS], *shared, k) for s in range(0, len(rows), RAY_PLACE_ROWS)]
+        return np.concatenate(cluster.map_tasks(_place_rows_task, calls, desc="map placement", unit="chunk"))
+
+    return place
+
+
+def run(**options: Any) -> dict:
+    """Fit the gallery's map and place its queries (fields of ``MapOptions``); returns a summary dict."""
+    opts = MapOptions(**options)
     from covr_core.gallery import Gallery
 
-    g = Gallery.load(gallery)
-    emb = np.asarray(g.embeddings, dtype=np.float32)
-    coords, reducer, method = fit_map(emb, n_neighbors, min_dist, seed, min_umap_items)
-    folder = Path(gallery)
+    g = Gallery.load(opts.gallery)
+    emb = g.embeddings  # memory-mapped: a sample and chunks are read, never a second full copy
+    folder = Path(opts.gallery)
+    with contextlib.ExitStack() as stack:
+        place = None
+        if opts.ray is not None and len(emb) > opts.fit_sample:
+            from ._ray import RayCluster
+
+            cluster = stack.enter_context(RayCluster.connect(opts.ray))
+            place = _place_on_ray(cluster, folder / "embeddings.npy", opts.k)
+        result_map = map_embeddings(emb, opts.n_neighbors, opts.min_dist, opts.seed, opts.min_umap_items,
+                                    opts.fit_sample, opts.k, place)
+    coords, method = result_map.coords, result_map.method
     _write_parquet(pd.DataFrame({"id": g.items["id"].astype(str).values, "x": coords[:, 0], "y": coords[:, 1]}),
                    folder / MAP_FILE)
+    sampled = result_map.index is not None
     atomic_write_json(folder / MAP_META, {
-        "method": method, "metric": "cosine", "n_neighbors": n_neighbors, "min_dist": min_dist, "seed": seed,
-        "k": k, "count": len(emb), "gallery": g.name, "encoder": g.manifest.get("encoder"),
-        "embeddings_sha256": g.manifest.get("embeddings_sha256"), "placement": "knn-weighted-mean",
-        "provenance": C.provenance()})
-    result = {"gallery": str(folder), "count": len(emb), "method": method}
-    if queries:
-        from .merge import load_queries
-
-        table, arrays, manifest = load_queries(queries)
-        same_dim = int(manifest.get("dim", emb.shape[1])) == emb.shape[1]
-        if not same_dim or manifest.get("encoder") != g.manifest.get("encoder"):
-            raise ValueError(f"queries {queries} ({manifest.get('encoder')}) and gallery {gallery} "
-                             f"({g.manifest.get('encoder')}) come from different encoders")
-        out = pd.DataFrame({"query_id": table["query_id"].values})
-        for name, short in (("f_mm", "mm"), ("f_img", "img"), ("f_txt", "txt")):
-            if reducer is not None and query_placement == "transform":
-                xy = np.asarray(reducer.transform(arrays[name]), dtype=np.float32)
-            else:
-                xy = place_points(arrays[name], emb, coords, k=k)
-            out[f"x_{short}"], out[f"y_{short}"] = xy[:, 0], xy[:, 1]
-        _write_parquet(out, Path(queries) / MAP_FILE)
-        atomic_write_json(Path(queries) / MAP_META, {"gallery": str(folder), "placement": query_placement, "k": k,
-                                                     "method": method, "provenance": C.provenance()})
-        result["queries"] = len(out)
+        "method": method, "metric": "cosine", "n_neighbors": opts.n_neighbors, "min_dist": opts.min_dist,
+        "seed": opts.seed, "k": opts.k, "count": len(emb), "fit_sample": len(result_map.sample) if sampled else None,
+        "gallery": g.name, "encoder": g.manifest.get("encoder"), "embeddings_sha256": g.manifest.get("embeddings_sha256"),
+        "placement": "knn-weighted-mean", "provenance": C.provenance()})
+    result = {"gallery": str(folder), "count": len(emb), "method": method,
+              "fit_sample": len(result_map.sample) if sampled else len(emb)}
+    if opts.queries:
+        result["queries"] = _place_queries(opts, g, result_map)
     log.info("done=%d skipped=0 failed=0 map=%s (%s)", len(emb) + result.get("queries", 0), folder / MAP_FILE,
              method)
     return result
+
+
+def _place_queries(opts: MapOptions, g: Any, result_map: MapResult) -> int:
+    from .merge import load_queries
+
+    table, arrays, manifest = load_queries(opts.queries)
+    emb = g.embeddings
+    same_dim = int(manifest.get("dim", emb.shape[1])) == emb.shape[1]
+    if not same_dim or manifest.get("encoder") != g.manifest.get("encoder"):
+        raise ValueError(f"queries {opts.queries} ({manifest.get('encoder')}) and gallery {opts.gallery} "
+                         f"({g.manifest.get('encoder')}) come from different encoders")
+    out = pd.DataFrame({"query_id": table["query_id"].values})
+    coords = result_map.coords
+    for name, short in (("f_mm", "mm"), ("f_img", "img"), ("f_txt", "txt")):
+        if result_map.reducer is not None and opts.query_placement == "transform":
+            xy = np.asarray(result_map.reducer.transform(arrays[name]), dtype=np.float32)
+        elif result_map.index is not None:  # sampled map: queries are placed like the unsampled items
+            xy = place_many(arrays[name], result_map.index, coords[result_map.sample], k=opts.k)
+        else:
+            xy = place_points(arrays[name], np.asarray(emb, dtype=np.float32), coords, k=opts.k)
+        out[f"x_{short}"], out[f"y_{short}"] = xy[:, 0], xy[:, 1]
+    _write_parquet(out, Path(opts.queries) / MAP_FILE)
+    atomic_write_json(Path(opts.queries) / MAP_META, {
+        "gallery": str(opts.gallery), "placement": opts.query_placement, "k": opts.k, "method": result_map.method,
+        "provenance": C.provenance()})
+    return len(out)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -119,6 +241,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--query-placement", choices=("knn", "transform"), default="knn",
                    help="knn = the same placement the app uses for new queries; transform = UMAP's transform")
     p.add_argument("--min-umap-items", type=int, default=15, help="below this many items use PCA instead")
+    p.add_argument("--fit-sample", type=int, default=FIT_SAMPLE,
+                   help="fit UMAP on a seeded random sample of this many items and place the others by "
+                        "k-nearest-neighbour placement (galleries up to this size are fitted whole)")
+    p.add_argument("--ray", default=None, metavar="auto|local|ADDRESS",
+                   help="place the items outside the fit sample as Ray tasks (the gallery folder must be on "
+                        "storage every machine reads)")
     C.add_log_arg(p)
     return p.parse_args(argv)
 

@@ -1,13 +1,24 @@
-"""Annotation readers for the CoVR benchmarks: CIRR (images) and WebVid-CoVR (videos)."""
+"""CoVR datasets: annotation readers (CIRR images, WebVid-CoVR videos) and the registry of dataset specs
+the precompute jobs embed (``get_dataset``, ``list_datasets``; see ``covr_core.datasets.registry``)."""
 
 from __future__ import annotations
 
+from covr_core.datasets import builtin as _builtin  # noqa: F401 - registers cirr, webvid, folder, demo
 from covr_core.datasets.cirr import (
     CirrDataset,
     CirrTriplet,
     find_cirr_annotation,
     load_cirr_split,
     load_cirr_triplets,
+)
+from covr_core.datasets.registry import (
+    DatasetSelection,
+    DatasetSpec,
+    ItemList,
+    get_dataset,
+    list_datasets,
+    query_datasets,
+    register_dataset,
 )
 from covr_core.datasets.webvid import (
     iter_webvid_covr,
@@ -23,12 +34,19 @@ from covr_core.datasets.webvid import (
 __all__ = [
     "CirrDataset",
     "CirrTriplet",
+    "DatasetSelection",
+    "DatasetSpec",
+    "ItemList",
     "find_cirr_annotation",
+    "get_dataset",
+    "iter_webvid_covr",
+    "list_datasets",
     "load_cirr_split",
     "load_cirr_triplets",
-    "iter_webvid_covr",
     "parse_scores",
+    "query_datasets",
     "read_webvid_covr",
+    "register_dataset",
     "select_subset",
     "webvid_video_id",
     "webvid_video_int_id",

@@ -11,8 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from covr_core.datasets.registry import GALLERY_COLUMNS, QUERY_COLUMNS, DatasetSelection, ItemList
 
 logger = logging.getLogger(__name__)
 
@@ -147,3 +153,28 @@ class CirrDataset:
         if not parts:
             return f"all {total} CIRR {self.split} images present under {self.image_root}"
         return "; ".join(parts)
+
+
+# ------------------------------------------------------------------------------ job item lists (registry)
+def gallery_items(sel: DatasetSelection) -> ItemList:
+    """The split's images in split-file order (``covr_core.datasets.registry`` lister)."""
+    ds = CirrDataset(sel.root, sel.split)
+    root = Path(sel.root).resolve()
+    paths = [str(Path(p).resolve()) for p in ds.image_paths.values()]
+    items = pd.DataFrame({"id": list(ds.image_paths), "kind": "image", "path": paths,
+                          "media": [os.path.relpath(p, root) for p in paths], "caption": "", "split": sel.split,
+                          "duration": np.nan, "scores": ""}, columns=list(GALLERY_COLUMNS))
+    return ItemList(items, root, sel.split)
+
+
+def query_items(sel: DatasetSelection) -> ItemList:
+    """One row per triplet (annotation order); ``path`` is the reference image."""
+    ds = CirrDataset(sel.root, sel.split)
+    rows = []
+    for t in ds.triplets:
+        ref_path = ds.image_paths.get(t.reference)
+        rows.append({"id": str(t.pairid), "query_id": int(t.pairid), "reference": t.reference,
+                     "target": t.target_hard or "", "caption": t.caption,
+                     "members": json.dumps(list(t.members or [])), "target_soft": json.dumps(t.target_soft or {}),
+                     "path": str(Path(ref_path).resolve()) if ref_path else "", "kind": "image"})
+    return ItemList(pd.DataFrame(rows, columns=list(QUERY_COLUMNS)), Path(sel.root).resolve(), sel.split)

@@ -11,12 +11,15 @@ from __future__ import annotations
 import ast
 import json
 import logging
+import os
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from covr_core.datasets.registry import GALLERY_COLUMNS, QUERY_COLUMNS, DatasetSelection, ItemList
 
 logger = logging.getLogger(__name__)
 
@@ -154,3 +157,38 @@ def webvid_video_id(pth: str) -> str:
     """Video id: the last path component of ``pth`` (``"1012/4567"`` -> ``"4567"``), ``.mp4`` dropped."""
     name = str(pth).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
     return name[:-4] if name.endswith(".mp4") else name
+
+
+# ------------------------------------------------------------------------------ job item lists (registry)
+def _selected(sel: DatasetSelection, columns: Sequence[str]) -> pd.DataFrame:
+    df = read_webvid_covr(sel.csv, columns=list(columns))
+    df["_row"] = np.arange(len(df), dtype=np.int64)
+    return select_subset(df, first=sel.subset_first, random=sel.subset_random, seed=sel.seed,
+                         ids_file=sel.subset_ids)
+
+
+def gallery_items(sel: DatasetSelection) -> ItemList:
+    """Every distinct target video (``pth2``) of the (sub)set, in first-appearance order."""
+    df = _selected(sel, ["pth1", "pth2", "txt2", "scores"]).drop_duplicates("pth2", keep="first")
+    root = Path(sel.video_root).resolve()
+    split = Path(sel.csv).stem
+    paths = [str(webvid_video_path(root, p)) for p in df["pth2"]]
+    scores = [json.dumps([float(x) for x in s]) if isinstance(s, (list, tuple, np.ndarray)) and len(s) else ""
+              for s in df["scores"]]
+    items = pd.DataFrame({"id": df["pth2"].astype(str).to_numpy(), "kind": "video", "path": paths,
+                          "media": [os.path.relpath(p, root) for p in paths],
+                          "caption": df["txt2"].fillna("").astype(str).to_numpy(), "split": split,
+                          "duration": np.nan, "scores": scores}, columns=list(GALLERY_COLUMNS))
+    return ItemList(items.reset_index(drop=True), root, split)
+
+
+def query_items(sel: DatasetSelection) -> ItemList:
+    """One row per triplet; ``query_id`` is the CSV row number, the reference is the middle frame of ``pth1``."""
+    df = _selected(sel, ["pth1", "pth2", "edit"])
+    root = Path(sel.video_root).resolve()
+    qid = df["_row"].to_numpy(dtype=np.int64)
+    items = pd.DataFrame({"id": [str(i) for i in qid], "query_id": qid, "reference": df["pth1"].astype(str).values,
+                          "target": df["pth2"].astype(str).values, "caption": df["edit"].fillna("").astype(str).values,
+                          "path": [str(webvid_video_path(root, p)) for p in df["pth1"]], "kind": "video"},
+                         columns=[c for c in QUERY_COLUMNS if c not in ("members", "target_soft")])
+    return ItemList(items.reset_index(drop=True), root, Path(sel.csv).stem)

@@ -87,3 +87,24 @@ def test_place_points_weighted_neighbours():
 def test_placement_module_does_not_import_umap():
     code = "import sys, precompute.placement; assert 'umap' not in sys.modules and 'numba' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_large_gallery_is_fitted_on_a_sample_and_the_rest_placed(tmp_path):
+    emb = _clustered_gallery(tmp_path / "g", n_per=20)  # 60 items; the map is fitted on 24 of them
+    _queries_folder(tmp_path / "q", emb)
+    res = job.run(gallery=str(tmp_path / "g"), queries=str(tmp_path / "q"), fit_sample=24, min_umap_items=1000)
+    assert (res["fit_sample"], res["count"], res["queries"]) == (24, 60, 4)
+    coords, meta = load_map(tmp_path / "g")
+    assert meta["fit_sample"] == 24 and len(coords) == 60
+    xy = coords[["x", "y"]].to_numpy()
+    sample = np.sort(np.random.default_rng(0).choice(60, size=24, replace=False))
+    np.testing.assert_allclose(xy[sample], job.pca_2d(emb[sample]), atol=1e-5)  # fitted rows: the fit itself
+    labels = np.repeat(np.arange(3), 20)
+    centroids = np.stack([xy[sample][labels[sample] == c].mean(axis=0) for c in range(3)])
+    nearest = np.linalg.norm(xy[:, None] - centroids[None], axis=-1).argmin(axis=1)
+    assert (nearest == labels).all()  # every placed item lands in its own cluster
+    q = pd.read_parquet(tmp_path / "q" / "umap.parquet")
+    placed = q[["x_mm", "y_mm"]].to_numpy()  # f_mm = items 0-3 (cluster 0)
+    assert (np.linalg.norm(placed[:, None] - centroids[None], axis=-1).argmin(axis=1) == 0).all()
+    with pytest.raises(TypeError, match="fitsample"):
+        job.run(gallery=str(tmp_path / "g"), fitsample=10)
