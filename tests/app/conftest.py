@@ -36,6 +36,20 @@ def output_dir() -> Path:
     return OUTPUT
 
 
+@pytest.fixture()
+def shoot(output_dir):
+    """``shoot(page, name, full_page=True)``: a screenshot in test-output/ once no output is pending (Gradio
+    dims an event's outputs to 20 % while it runs and fades them back in 0.15 s), so a reviewer sees the page
+    as its user does, not mid-update."""
+
+    def shoot_(page, name: str, full_page: bool = True) -> None:
+        page.wait_for_function("() => !document.querySelector('.pending')", timeout=60_000)
+        page.wait_for_timeout(400)
+        page.screenshot(path=str(output_dir / name), full_page=full_page)
+
+    return shoot_
+
+
 @pytest.fixture(scope="session")
 def browser():
     """Headless Debian Chromium driven by Playwright."""

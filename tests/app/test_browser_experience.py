@@ -74,7 +74,7 @@ def _bench_rank(page, query_id: str, combiner: str) -> int:
     [("mini-cirr-lite", "0", "AVG"), ("mini-cirr-lite", "30", "AVG"), ("mini-webvid-lite", "2", "AVG")],
 )
 def test_deep_link_rank_agrees_with_frame_record_table_and_curate(
-    open_page, bench, query, combiner, output_dir
+    open_page, bench, query, combiner, shoot
 ):
     page = open_page(f"?bench={bench}&query={query}&combiner={combiner}")
     page.wait_for_selector("#search-status :text('target')", timeout=WAIT)
@@ -93,7 +93,7 @@ def test_deep_link_rank_agrees_with_frame_record_table_and_curate(
             and frame.evaluate("e => getComputedStyle(e).outlineColor") == "rgb(44, 160, 44)"
         )
     assert page.locator("#results .preview").count() == 0  # the grid, not a large preview
-    page.screenshot(path=str(output_dir / f"browser-deeplink-{bench}-{query}.png"), full_page=True)
+    shoot(page, f"browser-deeplink-{bench}-{query}.png")
     # the pinned record and the Curate table say the same
     page.click("#pin-btn")
     page.wait_for_selector("#search-status :text('Pinned')", timeout=WAIT)
@@ -144,7 +144,7 @@ def test_open_in_search_lands_on_the_grid_with_the_target_framed(open_page):
         assert page.locator("#results .thumbnail-item.covr-target").count() == 1
 
 
-def test_a_new_query_clears_frames_comparison_and_preview(open_page, output_dir):
+def test_a_new_query_clears_frames_comparison_and_preview(open_page, shoot):
     page = open_page()
     page.set_input_files("#ref-video input[type=file]", str(REPO / "assets" / "videos" / "zoom_cat.mp4"))
     page.wait_for_selector("#ref-status :text('Reference encoded')", timeout=WAIT)
@@ -167,7 +167,7 @@ def test_a_new_query_clears_frames_comparison_and_preview(open_page, output_dir)
         or "Compare combiners" in page.locator("#compare-md").inner_text()
     )
     assert "Compared" not in page.locator("#compare-md").inner_text()
-    page.screenshot(path=str(output_dir / "browser-new-query-cleared.png"), full_page=True)
+    shoot(page, "browser-new-query-cleared.png")
 
 
 def test_a_failed_video_upload_leaves_no_old_reference(open_page, tmp_path):
@@ -190,7 +190,7 @@ def test_a_failed_video_upload_leaves_no_old_reference(open_page, tmp_path):
     assert "video" in toasts.lower() or "reference" in toasts.lower(), toasts
 
 
-def test_explore_panels_empty_states_and_webvid_videos(open_page, output_dir):
+def test_explore_panels_empty_states_and_webvid_videos(open_page, shoot):
     page = open_page()
     _explore(page)
     assert page.locator("#opened-md").is_visible()
@@ -217,7 +217,7 @@ def test_explore_panels_empty_states_and_webvid_videos(open_page, output_dir):
         "Array.from(document.images).filter(i => i.complete && i.naturalWidth === 0 && i.src).map(i => i.src)"
     )
     assert not broken, broken
-    page.screenshot(path=str(output_dir / "browser-webvid-opened.png"), full_page=True)
+    shoot(page, "browser-webvid-opened.png")
 
 
 def test_map_says_what_to_do_and_keeps_the_overlay(open_page):
@@ -236,7 +236,7 @@ def test_map_says_what_to_do_and_keeps_the_overlay(open_page):
     assert page.locator("#covr-map .legendtext:text-is('query')").count() == 1  # the overlay stays
 
 
-def test_weights_view_shows_every_query_with_counts(open_page, output_dir):
+def test_weights_view_shows_every_query_with_counts(open_page, shoot):
     page = open_page()
     _explore(page, "Weights")
     page.locator("#ternary .legendtext").first.wait_for(timeout=WAIT)
@@ -246,7 +246,7 @@ def test_weights_view_shows_every_query_with_counts(open_page, output_dir):
     assert page.locator("#ternary .point").count() == 46
     xs = page.locator("#ternary .point").evaluate_all("ps => ps.map(p => p.getAttribute('transform'))")
     assert len(set(xs)) > 40  # jittered: the fixed combiner's 46 equal weights do not collapse into one dot
-    page.screenshot(path=str(output_dir / "browser-weights.png"), full_page=True)
+    shoot(page, "browser-weights.png")
 
 
 def test_near_duplicates_are_hidden_and_counted(open_page):
@@ -263,7 +263,7 @@ def test_near_duplicates_are_hidden_and_counted(open_page):
     assert any("videos/zoom_cat ·" in c for c in _captions(page))
 
 
-def test_first_impression_examples_and_400px(open_page, output_dir):
+def test_first_impression_examples_and_400px(open_page, shoot):
     page = open_page()
     intro = page.locator("#covr-intro").inner_text()
     assert intro.startswith("CoVR Explorer") and "reference" in intro and "text" in intro
@@ -278,7 +278,7 @@ def test_first_impression_examples_and_400px(open_page, output_dir):
     title = page.locator("#results .thumbnail-item").first.get_attribute("title")
     item_id = title.split(" · ")[1]
     assert title.startswith("#1 · ") and item_id  # the full id on hover
-    page.screenshot(path=str(output_dir / "browser-first-impression.png"), full_page=True)
+    shoot(page, "browser-first-impression.png")
     phone = open_page(width=400, height=860)
     assert phone.evaluate("document.documentElement.scrollWidth") <= 402
     phone.locator("#examples tbody tr").nth(1).click()
@@ -290,11 +290,11 @@ def test_first_impression_examples_and_400px(open_page, output_dir):
         "items => items.map(i => i.getBoundingClientRect()).map(r => [r.left, r.right])"
     ):
         assert box[0] >= 0 and box[1] <= 400, box  # no result column cut off
-    phone.screenshot(path=str(output_dir / "browser-400px.png"), full_page=True)
+    shoot(phone, "browser-400px.png")
     assert not page.errors and not phone.errors  # type: ignore[attr-defined]
 
 
-def test_curate_exports_a_paper_grade_figure(open_page, output_dir):
+def test_curate_exports_a_paper_grade_figure(open_page, output_dir, shoot):
     page = open_page()
     _search(page, "lemon_half.jpg", "a juicy wedge of orange instead of the halved lemon")
     page.click("#pin-btn")
@@ -309,7 +309,7 @@ def test_curate_exports_a_paper_grade_figure(open_page, output_dir):
     page.wait_for_timeout(1000)
     page.wait_for_function(  # the preview has been redrawn with the new options
         "() => !document.querySelector('#fig-preview .progress-text, #fig-preview .eta-bar')", timeout=WAIT)
-    page.screenshot(path=str(output_dir / "browser-curate.png"), full_page=True)
+    shoot(page, "browser-curate.png")
     page.get_by_role("button", name="Export selected (ZIP)").click()
     link = page.locator("#export-file a[download$='.zip']")
     try:
