@@ -62,6 +62,13 @@ def _one(path: str | None, caption: str) -> list[tuple[str, str]]:
     return [(path, caption)] if path else []
 
 
+def _opened_item(label: str, elem_id: str) -> gr.Gallery:
+    """One item of the opened query (the reference or the target): an image or a playable video."""
+    return gr.Gallery(
+        label=label, columns=1, height=220, allow_preview=False, scale=1, min_width=160, elem_id=elem_id
+    )
+
+
 def build_explore_tab(services: Services, session: gr.State, search: SearchTab, tabs: gr.Tabs) -> ExploreTab:
     """Layout and events of the Explore tab."""
     benches = services.benchmark_names()
@@ -104,30 +111,14 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
             )
             gr.Markdown("### Opened query")
             with gr.Row(elem_id="opened-query"):
-                d_ref = gr.Gallery(
-                    label="reference",
-                    columns=1,
-                    height=220,
-                    allow_preview=False,
-                    scale=1,
-                    min_width=160,
-                    elem_id="opened-reference",
-                )
+                d_ref = _opened_item("reference", "opened-reference")
                 with gr.Column(scale=1, min_width=200):
                     d_md = gr.Markdown(NO_QUERY, elem_id="opened-md")
                     d_link = gr.Textbox(
                         label="Deep link (reopens this query)", buttons=["copy"], interactive=False
                     )
                     d_open = gr.Button("Open in Search (re-run live)", elem_id="open-in-search")
-                d_target = gr.Gallery(
-                    label="target",
-                    columns=1,
-                    height=220,
-                    allow_preview=False,
-                    scale=1,
-                    min_width=160,
-                    elem_id="opened-target",
-                )
+                d_target = _opened_item("target", "opened-target")
             d_results = gr.Gallery(
                 label="stored results of the evaluation run", columns=6, height=280, elem_id="opened-results"
             )
