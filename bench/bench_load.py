@@ -4,7 +4,8 @@ Starts ``python app.py --encoder lite`` as a subprocess (its own temporary data 
 or ``--data-dir``), warms it up with ``--warmup`` queries at the same concurrency (caches, thread pools and
 sessions fill up; on a 2-core machine RSS still rises after 100 warm-up queries and is flat after 300),
 then runs ``--users`` threads, each
-with its own ``gradio_client.Client`` (its own session), sharing ``--queries`` queries: a mix of bundled
+with its own ``gradio_client.Client`` (its own session and its own client address, sent as
+``X-Forwarded-For`` as a proxy would), sharing ``--queries`` queries: a mix of bundled
 gallery images as references and the gallery's captions and short edits as texts (some users reuse a
 reference with a new text: the cached-reference path). Prints one JSON line:
 
@@ -15,7 +16,13 @@ COVR_MAX_CONCURRENT_JOBS at once), server RSS (process + children) ``rss_peak_mb
 the loaded queries). Exit status 1 unless: zero errors, every query answered, and RSS growth below
 ``--max-growth-mb-per-query`` (default 0.25 MB/query).
 
-Usage: ``python bench/bench_load.py [--users 20] [--queries 200] [--warmup 300] [--data-dir DIR]``
+``--hostile`` (issue 12): after the warm-up, the same normal workload runs twice in one server run, first
+alone (``baseline``), then while two hostile clients run (``hostile``): a flooder that posts ``/search``
+events as fast as it can over raw HTTP without ever reading a result (one address), and a client that
+keeps sending 121-byte 12000x1 PNGs. One JSON line per phase, then a summary with the p50/p95 ratios of
+the normal users (goal: p95 at most 2x) and what the hostile clients got (accepted / refused events).
+
+Usage: ``python bench/bench_load.py [--users 20] [--queries 200] [--warmup 300] [--data-dir DIR] [--hostile]``
 """
 
 from __future__ import annotations
@@ -113,12 +120,20 @@ def one_query(client, image: Path, text: str, k: int = 10) -> tuple[float, bool,
         return time.perf_counter() - t0, queued, f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
+def user_client(app: LiveApp, user: int):
+    """A ``gradio_client.Client`` for simulated user ``user``: its own session and client address."""
+    from gradio_client import Client
+
+    return Client(app.url, verbose=False, download_files=False,
+                  headers={"X-Forwarded-For": f"10.{user // 250}.{user % 250}.7"})  # fmt: skip
+
+
 def run_phase(app: LiveApp, users: int, jobs: list[tuple[Path, str]]) -> tuple[list, float]:
     """``users`` threads, each with its own client, share ``jobs``; returns (per-query results, wall s)."""
     jobs = list(jobs)
     lock = threading.Lock()
     results: list[tuple[float, bool, str | None]] = []
-    clients = [app.client() for _ in range(users)]
+    clients = [user_client(app, u) for u in range(users)]
 
     def worker(client) -> None:
         while True:
@@ -171,6 +186,96 @@ def run_load(app: LiveApp, users: int, queries: int, warmup: int, seed: int = 0)
     }
 
 
+def latency_summary(results: list) -> dict:
+    """p50/p95/max latency and error count of one phase's per-query results."""
+    lat = sorted(r[0] for r in results if not r[2])
+    errors = [r[2] for r in results if r[2]]
+    pick = lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))], 3) if lat else None  # noqa: E731
+    return {"answered": len(lat), "errors": len(errors), "error_samples": errors[:3], "p50_s": pick(0.5),
+            "p95_s": pick(0.95), "max_s": round(lat[-1], 3) if lat else None}  # fmt: skip
+
+
+class Flooder(threading.Thread):
+    """Posts /search events over raw HTTP as fast as it can, never reading a result (one client address)."""
+
+    def __init__(self, app: LiveApp, address: str = "203.0.113.66"):
+        super().__init__(daemon=True)
+        self.app, self.headers = app, {"X-Forwarded-For": address}
+        self.accepted = self.refused = 0
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        import httpx
+
+        with httpx.Client(base_url=self.app.url, headers=self.headers, timeout=30) as http:
+            up = http.post("gradio_api/upload", files={"files": ("a.jpg", (ASSETS / "images" / "apple.jpg").read_bytes())})
+            payload = {"path": up.json()[0], "meta": {"_type": "gradio.FileData"}}
+            while not self.halt.is_set():
+                r = http.post("gradio_api/call/search", json={"data": [payload, None, "flood", "AVG", None, 10]})
+                if r.status_code == 200:
+                    self.accepted += 1
+                else:
+                    self.refused += 1
+                self.halt.wait(0.01)
+
+
+class ElongatedSender(threading.Thread):
+    """Keeps sending a 121-byte 12000x1 PNG as the reference image (each one is refused)."""
+
+    def __init__(self, app: LiveApp, folder: Path, address: str = "203.0.113.67"):
+        super().__init__(daemon=True)
+        from gradio_client import Client
+        from PIL import Image
+
+        self.png = folder / "line.png"
+        Image.new("L", (12000, 1)).save(self.png, optimize=True)
+        self.client = Client(app.url, verbose=False, download_files=False, headers={"X-Forwarded-For": address})
+        self.sent = self.refused = 0
+        self.messages: set[str] = set()
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        from gradio_client import handle_file
+
+        while not self.halt.is_set():
+            self.sent += 1
+            try:
+                self.client.predict(handle_file(str(self.png)), None, "x", "AVG", None, 10, api_name="/search")
+            except Exception as exc:  # noqa: BLE001 - the refusal is what we count
+                self.refused += 1
+                self.messages.add(str(exc)[:120])
+
+
+def run_hostile(app: LiveApp, users: int, queries: int, warmup: int, folder: Path, seed: int = 0) -> list[dict]:
+    """Warm up, then the normal workload alone and again with a flooder and an elongated-image sender."""
+    run_phase(app, users, workload(warmup, seed + 1))
+    base, base_wall = run_phase(app, users, workload(queries, seed))
+    flooder, elongated = Flooder(app), ElongatedSender(app, folder)
+    flooder.start()
+    elongated.start()
+    time.sleep(2.0)  # the flood is under way before the normal users start
+    hostile, hostile_wall = run_phase(app, users, workload(queries, seed + 2))
+    flooder.halt.set()
+    elongated.halt.set()
+    flooder.join(30)
+    elongated.join(60)
+    lines = [{"bench": "load_hostile", "phase": "baseline", "users": users, "queries": queries,
+              "wall_s": round(base_wall, 2), **latency_summary(base)},
+             {"bench": "load_hostile", "phase": "hostile", "users": users, "queries": queries,
+              "wall_s": round(hostile_wall, 2), **latency_summary(hostile),
+              "flood_accepted": flooder.accepted, "flood_refused": flooder.refused,
+              "elongated_sent": elongated.sent, "elongated_refused": elongated.refused,
+              "elongated_messages": sorted(elongated.messages)[:2]}]  # fmt: skip
+    b, h = lines[0], lines[1]
+    ratio = lambda k: round(h[k] / b[k], 2) if b[k] and h[k] else None  # noqa: E731
+    lines.append({"bench": "load_hostile_summary", "p50_ratio": ratio("p50_s"), "p95_ratio": ratio("p95_s"),
+                  "goal_p95_ratio": 2.0, "ok": bool(ratio("p95_s") and ratio("p95_s") <= 2.0
+                                                   and b["errors"] == 0 and h["errors"] == 0),
+                  "max_concurrent_jobs": int(app.env.get("COVR_MAX_CONCURRENT_JOBS", "2")),
+                  "cpus": os.cpu_count(), "python": platform.python_version()})  # fmt: skip
+    return lines
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line flags."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -180,6 +285,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-dir", default=None, help="COVR_DATA_DIR to reuse (default: a temporary folder)")
     p.add_argument("--max-growth-mb-per-query", type=float, default=0.25, help="RSS growth allowed per query")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hostile", action="store_true",
+                   help="baseline vs. the same load with a queue flooder and an elongated-image sender")
     return p.parse_args(argv)
 
 
@@ -189,6 +296,16 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="covr-load-"))
     data = Path(a.data_dir) if a.data_dir else tmp / "data"
     app = start_app(data, temp_dir=tmp / "gradio-tmp")
+    if a.hostile:
+        try:
+            lines = run_hostile(app, a.users, a.queries, a.warmup, tmp, a.seed)
+            lines[-1]["server_alive"] = app.alive()
+        finally:
+            app.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
+        for line in lines:
+            print(json.dumps(line), flush=True)
+        return 0 if lines[-1]["ok"] and lines[-1]["server_alive"] else 1
     try:
         report = run_load(app, a.users, a.queries, a.warmup, a.seed)
         report["server_alive"] = app.alive()

@@ -66,6 +66,10 @@ class BlipImageTransform:
     mean: tuple[float, float, float] = CLIP_MEAN
     std: tuple[float, float, float] = CLIP_STD
 
+    def resized_size(self, width: int, height: int) -> tuple[int, int]:
+        """The size an image is resized to (a ``size`` x ``size`` square, whatever its aspect)."""
+        return self.size, self.size
+
     def __call__(self, image: Image.Image) -> torch.Tensor:
         img = image if image.mode == "RGB" else image.convert("RGB")
         img = img.resize((self.size, self.size), resample=Image.Resampling.BICUBIC)
@@ -81,6 +85,10 @@ class ReferenceState:
     key: str
     states: torch.Tensor  #: [1, tokens, vision width] ViT last_hidden_state (model dtype, device)
     f_img: np.ndarray  #: [dim] float32
+
+    def to(self, device: str | torch.device, dtype: torch.dtype | None = None) -> "ReferenceState":
+        """The same state with ``states`` on ``device`` (e.g. ``"cpu"`` to cross a process boundary)."""
+        return ReferenceState(self.key, self.states.to(device=device, dtype=dtype or self.states.dtype), self.f_img)
 
 
 def _to_numpy(x: torch.Tensor) -> np.ndarray:
@@ -115,6 +123,7 @@ class BlipCoVREncoder(Encoder):
         self.vision_calls = 0
         self.mlp = mlp  #: trained MLPCombiner from the checkpoint/folder, or None
         self.load_report = None  #: convert.LoadReport when a CoVR checkpoint was applied
+        self.config_changes: list[str] = []  #: BLIP hyperparameters corrected on the base config
         self.enc_id = enc_token_id(tokenizer)
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
@@ -144,6 +153,14 @@ class BlipCoVREncoder(Encoder):
         if self.info.backend != self._vision.name:  # the chosen backend fell back when it was built
             self.info = dataclasses.replace(self.info, backend=self._vision.name)
         return states
+
+    def prepare_compute(self) -> str:
+        """Build the ViT backend now rather than on the first image (an OpenVINO export takes minutes once,
+        then comes from the on-disk cache); returns "<backend>: <detail>"."""
+        runner = self._vision.runner()
+        if self.info.backend != self._vision.name:
+            self.info = dataclasses.replace(self.info, backend=self._vision.name)
+        return f"{runner.name}: {runner.detail}" if runner.detail else runner.name
 
     def _project_image(self, states: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.model.vision_proj(states[:, 0, :]).float(), dim=-1)
@@ -212,9 +229,13 @@ class BlipCoVREncoder(Encoder):
         return QueryEmbeddings(**{k: np.concatenate(v, axis=0) if v else empty for k, v in parts.items()})
 
     @torch.inference_mode()
-    def _reference_state(self, image: Any, key: str) -> ReferenceState:
-        states = self.vision_states(self.image_transform(image).unsqueeze(0))
+    def reference_state_from_pixels(self, pixel_values: torch.Tensor, key: str) -> ReferenceState:
+        """ViT once on preprocessed pixels [1, 3, H, W]: the cached state of one reference image."""
+        states = self.vision_states(pixel_values)
         return ReferenceState(key, states, _to_numpy(self._project_image(states))[0])
+
+    def _reference_state(self, image: Any, key: str) -> ReferenceState:
+        return self.reference_state_from_pixels(self.image_transform(image).unsqueeze(0), key)
 
     def compute_reference_state(self, image: Any) -> ReferenceState:
         """Run the ViT once on a reference image: token states + f_img (cached by ``prepare_reference``)."""

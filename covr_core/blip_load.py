@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -18,6 +19,8 @@ from covr_core.blip import (
     BlipImageTransform,
     resolve_dtype,
 )
+from covr_core.blip_config import enforce_blip_hparams, match_model_config
+from covr_core.encoder_registry import ModelCfg
 from covr_core.types import EncoderInfo
 
 logger = logging.getLogger(__name__)
@@ -32,8 +35,11 @@ def _default_name(config) -> str:
     return "blip-tiny"
 
 
-def _preprocessing(source: str, config) -> BlipImageTransform:
-    """Image size from the vision config; mean/std from a local preprocessor_config.json if any."""
+def _preprocessing(source: str, config, model: ModelCfg | None = None) -> BlipImageTransform:
+    """Image size and mean/std of the encoder config when there is one; else the vision config's size and
+    mean/std from a local preprocessor_config.json (CLIP's when absent)."""
+    if model is not None:
+        return BlipImageTransform(size=model.image_size, mean=model.mean, std=model.std)
     mean, std = CLIP_MEAN, CLIP_STD
     pp = Path(source) / "preprocessor_config.json"
     if pp.is_file():
@@ -91,6 +97,9 @@ def load_blip_encoder(
     compile: bool = False,
     name: str | None = None,
     batch_size: int = 16,
+    model_cfg: ModelCfg | None = None,
+    weights_label: str = "",
+    checkpoint_sha256: str | None = None,
     vision_backend: str | None = None,
 ) -> BlipCoVREncoder:
     """Load a CoVR BLIP encoder.
@@ -99,6 +108,11 @@ def load_blip_encoder(
     ``checkpoint``, the weights). ``checkpoint``: optional CoVR ``.ckpt/.pth/.safetensors`` converted in
     memory and loaded strictly on top (only ``itm_head.*`` may be missing; wrong shapes are refused).
     Fork keys ``weight_predictor.*`` (or an ``mlp_combiner.safetensors`` in the folder) become ``.mlp``.
+
+    BLIP's hyperparameters are enforced on the base config (``covr_core.blip_config``): those of
+    ``model_cfg``, else of the registered encoder config with the same structure, else the size-independent
+    BLIP values; each change is logged (``enc.config_changes``). ``weights_label`` (e.g. the tag) is shown
+    in the page header; ``checkpoint_sha256``: an already computed hash (skips hashing the file again).
     """
     from transformers import BlipConfig, BlipForImageTextRetrieval
 
@@ -108,9 +122,8 @@ def load_blip_encoder(
 
     resolve_dtype(dtype)  # fail early on a bad dtype name
     config = BlipConfig.from_pretrained(source)
-    if not config.text_config.is_decoder:
-        logger.warning("text_config.is_decoder is False in %s; enabling it (cross-attention is required)", source)
-        config.text_config.is_decoder = True
+    model_cfg = model_cfg or match_model_config(config)
+    changes = enforce_blip_hparams(config, model_cfg, where=f"config of {source}")
     tokenizer = _load_tokenizer(source)
     mlp, report = None, None
     if checkpoint is not None:
@@ -119,7 +132,8 @@ def load_blip_encoder(
         report = load_converted_into(model, converted.hf_state_dict, dropped=converted.dropped_keys)
         if converted.mlp_state_dict is not None:
             mlp = mlp_from_state_dict(converted.mlp_state_dict, record={"source": str(checkpoint)})
-        ckpt_name, sha = Path(checkpoint).name, file_sha256(checkpoint)
+        ckpt_name = Path(checkpoint).name
+        sha = checkpoint_sha256 if checkpoint_sha256 is not None else file_sha256(checkpoint)
     else:
         model, info = BlipForImageTextRetrieval.from_pretrained(
             source, config=config, dtype=torch.float32, output_loading_info=True
@@ -131,19 +145,20 @@ def load_blip_encoder(
                 f"weights at {source} do not fit the config: missing {len(bad)} {bad[:10]}, "
                 f"mismatched {len(mismatched)} {mismatched[:5]}"
             )
-        ckpt_name, sha = source, _source_sha256(source)
+        ckpt_name = source
+        sha = checkpoint_sha256 if checkpoint_sha256 is not None else _source_sha256(source)
         mlp_file = Path(source) / "mlp_combiner.safetensors"
         if mlp_file.is_file():
             mlp = load_mlp_combiner(mlp_file)
     enc = make_blip_encoder(
         model,
         tokenizer,
-        name=name or _default_name(config),
+        name=name or (model_cfg.name if model_cfg else _default_name(config)),
         checkpoint=ckpt_name,
         checkpoint_sha256=sha,
         device=device,
         dtype=dtype,
-        transform=_preprocessing(source, config),
+        transform=_preprocessing(source, config, model_cfg),
         cache_size=cache_size,
         batch_size=batch_size,
         compile=compile,
@@ -151,6 +166,9 @@ def load_blip_encoder(
         mlp=mlp,
     )
     enc.load_report = report
+    enc.config_changes = changes
+    if weights_label:
+        enc.info = dataclasses.replace(enc.info, weights=weights_label)
     return enc
 
 

@@ -172,13 +172,14 @@ def convert_checkpoint(checkpoint: str | Path, out_dir: str | Path, base: str) -
     config and tokenizer from ``base``); fork keys go to ``mlp_combiner.safetensors`` + ``.json``."""
     from transformers import BlipConfig
 
+    from covr_core.blip_config import enforce_blip_hparams, match_model_config
     from covr_core.blip_load import _load_tokenizer
     from covr_core.combiners import mlp_from_state_dict, save_mlp_combiner
     from covr_core.safe_load import file_sha256, load_checkpoint_state_dict
 
     out = Path(out_dir)
     config = BlipConfig.from_pretrained(base)
-    config.text_config.is_decoder = True
+    enforce_blip_hparams(config, match_model_config(config), where=f"config of {base}")  # written out corrected
     converted = convert_covr_state_dict(load_checkpoint_state_dict(checkpoint))
     model = build_blip_model(config)
     report = load_converted_into(model, converted.hf_state_dict, dropped=converted.dropped_keys)

@@ -86,6 +86,16 @@ class Encoder(abc.ABC):
         """What ``prepare_reference`` caches for one image (default: its f_img only)."""
         return {"f_img": self.encode_images([image])[0]}
 
+    def prepare_compute(self) -> str:
+        """Build now whatever the model would otherwise build on its first image (e.g. a one-time export of
+        the image tower); returns what runs it ("" when there is nothing to build)."""
+        return ""
+
+    def reference_state_from_pixels(self, pixel_values: torch.Tensor, key: str) -> Any:
+        """The state ``compute_reference_state`` gives, from preprocessed pixels [1, 3, H, W] of one image
+        (``image_transform`` already applied; used where images cannot travel, e.g. to a GPU worker)."""
+        return {"f_img": self.encode_pixels(pixel_values)[0]}
+
     def query_from_reference(self, state: Any, text: str) -> QueryEmbeddings:
         """One query from a cached reference state and a text ([dim] each). Subclasses implement it."""
         raise NotImplementedError(f"{type(self).__name__} does not implement query_from_reference")

@@ -1,214 +1,243 @@
-"""Encoder selection: ``blip`` (the real CoVR model), ``lite`` (offline) or ``auto``.
+"""The one encoder factory: ``create_encoder(name, weights=tag)`` (used by app.py and every precompute job).
 
-``auto`` (the default) picks ``blip`` when its weights can be had and falls back to ``lite``
-otherwise, with a reason the app shows in a banner. Deciding never hangs on the network:
+``name`` is an encoder config of ``covr_core.encoder_registry`` (``blip-large``, alias ``blip``; ``lite``;
+configs added with ``COVR_MODEL_CONFIGS``) or ``auto``. ``weights`` is a weight tag of that config
+(``webvid-covr``, ``cirr_ft-covr+gt``, ``blip-l-coco``...), a checkpoint file or a ``from_pretrained``
+folder; by default a BLIP encoder gets its config's default tag (``webvid-covr``: the real CoVR model).
 
-1. a local folder (``COVR_BLIP_SOURCE=/path``) or the local Hugging Face cache is checked first;
-2. with ``HF_HUB_OFFLINE=1`` (or ``TRANSFORMERS_OFFLINE=1``) nothing else is tried;
-3. otherwise one HEAD request to the hub, in a daemon thread, with a short time limit
-   (``COVR_HUB_PROBE_TIMEOUT``, default 3 s).
+``auto`` means the real CoVR model (BLIP-L + ``webvid-covr``) when its weights can be had, else the lite
+encoder with a reason the app shows in a banner. Deciding never hangs: local files and the Hugging Face
+cache first, nothing more with ``HF_HUB_OFFLINE=1``, else one bounded hub probe
+(``COVR_HUB_PROBE_TIMEOUT``, default 3 s). An explicitly requested BLIP encoder whose weights cannot be
+had fails just as fast, with a message saying how to get them.
 
-Environment: ``COVR_ENCODER`` (``auto`` | ``blip`` | ``lite``) is used when the caller passes
-``None`` or ``"auto"``; ``COVR_BLIP_SOURCE`` overrides the BLIP hub id / folder.
+Environment (used when the caller passes None / ``auto``): ``COVR_ENCODER``, ``COVR_WEIGHTS``,
+``COVR_BLIP_SOURCE`` (a folder or hub id replacing the BLIP base repo).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-import threading
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from covr_core.encoder import Encoder
+from covr_core.encoder_registry import ModelCfg, get_model_config, list_models
+from covr_core.pretrained import (
+    Progress,
+    WeightsPlan,
+    WeightsUnavailableError,
+    fetch_weights,
+    how_to_get,
+    hub_offline,
+    plan_weights,
+    weights_availability,
+)
+
+if TYPE_CHECKING:  # deciding needs no torch: app.py decides (and fails fast) before importing it
+    from covr_core.encoder import Encoder
 
 logger = logging.getLogger(__name__)
 
-BLIP_HUB_ID = "Salesforce/blip-itm-large-coco"
 ENCODER_ENV = "COVR_ENCODER"
+WEIGHTS_ENV = "COVR_WEIGHTS"
 BLIP_SOURCE_ENV = "COVR_BLIP_SOURCE"
-PROBE_TIMEOUT_ENV = "COVR_HUB_PROBE_TIMEOUT"
-DEFAULT_PROBE_TIMEOUT = 3.0
-ENCODER_CHOICES = ("auto", "blip", "lite")
-_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
-_TRUE = ("1", "true", "yes", "on")
+DEFAULT_BLIP = "blip-large"
+BLIP_HUB_ID = "Salesforce/blip-itm-large-coco"
+DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
 
 HOW_TO_GET_BLIP = (
-    f"To use the real CoVR model, download {BLIP_HUB_ID} once with internet access "
-    f"(`huggingface-cli download {BLIP_HUB_ID}`, or `hf download {BLIP_HUB_ID}`), or point "
-    f"{BLIP_SOURCE_ENV} at a local from_pretrained folder, then start with --encoder blip "
-    f"(COVR_ENCODER=blip)."
+    "To use the real CoVR model (BLIP-L + webvid-covr), start with internet access (the weights download "
+    "into the Hugging Face cache by themselves), or fetch them once with "
+    f"`hf download {BLIP_HUB_ID} config.json` "
+    "and `hf download lucas-ventura/CoVR webvid-covr.ckpt`, then start with --encoder blip "
+    f"(COVR_ENCODER=blip); a local base folder goes in {BLIP_SOURCE_ENV}."
 )
 
 
 @dataclass(frozen=True)
 class EncoderChoice:
-    """Which encoder to load and why (``reason`` is shown to users when ``fallback`` is True)."""
+    """Which encoder to load, with which weights, and why (``reason`` is shown when ``fallback``)."""
 
-    name: str  #: "blip" or "lite"
+    name: str  #: encoder config name ("blip-large", "lite", ...)
     reason: str
-    fallback: bool = False  #: True when ``auto`` wanted blip but fell back to lite
-    source: str = ""  #: BLIP hub id or folder ("" for lite)
-    checked: bool = True  #: False for an explicit "blip": availability is checked when loading
+    fallback: bool = False  #: True when ``auto`` wanted BLIP but fell back to lite
+    weights: str = ""  #: label of the weights ("webvid-covr (lucas-ventura/CoVR/webvid-covr.ckpt)")
+    plan: WeightsPlan | None = None  #: what to fetch (BLIP family)
+
+    @property
+    def family(self) -> str:
+        """The encoder config's family ("blip", "lite")."""
+        return get_model_config(self.name).family
 
 
 def list_encoders() -> list[str]:
-    """The encoder names ``create_encoder`` accepts besides ``auto``: ``["blip", "lite"]``."""
-    return ["blip", "lite"]
+    """Encoder names ``create_encoder`` accepts besides ``auto`` (registry names, then aliases)."""
+    names = list_models()
+    aliases = [a for n in names for a in get_model_config(n).aliases]
+    return [*names, *aliases]
 
 
-def blip_source() -> str:
-    """The BLIP backbone to load: ``COVR_BLIP_SOURCE`` or the hub id ``Salesforce/blip-itm-large-coco``."""
-    return os.environ.get(BLIP_SOURCE_ENV, "").strip() or BLIP_HUB_ID
-
-
-def hub_offline() -> bool:
-    """True when ``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` is set to a true value."""
-    names = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    return any(os.environ.get(v, "").strip().lower() in _TRUE for v in names)
-
-
-def _local_folder_ok(path: Path) -> tuple[bool, str]:
-    if not (path / "config.json").is_file():
-        return False, f"{path} has no config.json"
-    if not any((path / f).is_file() for f in _WEIGHT_FILES):
-        return False, f"{path} has no model weights ({' / '.join(_WEIGHT_FILES[:2])})"
-    return True, f"local folder {path}"
-
-
-def hf_cache_dir() -> Path:
-    """The Hugging Face hub cache folder, read from the environment now (``HF_HUB_CACHE``,
-    ``HUGGINGFACE_HUB_CACHE``, ``HF_HOME``/hub, ``XDG_CACHE_HOME``/huggingface/hub, ~/.cache/...)."""
-    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-        if os.environ.get(var):
-            return Path(os.environ[var]).expanduser()
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg).expanduser() / "huggingface" / "hub"
-
-
-def blip_in_local_cache(repo_id: str = BLIP_HUB_ID) -> bool:
-    """True when config and weights of ``repo_id`` are in the local Hugging Face cache (no network)."""
-    cache_dir = hf_cache_dir()
-    if not cache_dir.is_dir():
-        return False
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # pragma: no cover - huggingface_hub comes with transformers
-        return False
-
-    def cached(name: str) -> bool:
-        try:
-            hit = try_to_load_from_cache(repo_id, name, cache_dir=str(cache_dir))
-        except Exception:  # noqa: BLE001 - a broken cache is "not cached"
-            return False
-        return isinstance(hit, str) and os.path.isfile(hit)
-
-    return cached("config.json") and any(cached(f) for f in _WEIGHT_FILES)
-
-
-def probe_hub(repo_id: str = BLIP_HUB_ID, timeout: float | None = None) -> tuple[bool, str]:
-    """One HEAD request for ``repo_id``'s config.json, abandoned after ``timeout`` seconds.
-
-    Runs in a daemon thread so that a stalled DNS lookup or connection cannot block the caller
-    longer than the time limit. Returns (reachable, reason)."""
-    if timeout is None:
-        try:
-            timeout = float(os.environ.get(PROBE_TIMEOUT_ENV, DEFAULT_PROBE_TIMEOUT))
-        except ValueError:
-            timeout = DEFAULT_PROBE_TIMEOUT
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-    url = f"{endpoint}/{repo_id}/resolve/main/config.json"
-    result: dict[str, tuple[bool, str]] = {}
-
-    def worker() -> None:
-        try:
-            req = urllib.request.Request(url, method="HEAD", headers={"User-Agent": "covr-explorer"})
-            with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - fixed https URL
-                result["r"] = (200 <= resp.status < 400, f"hub answered HTTP {resp.status}")
-        except urllib.error.HTTPError as exc:
-            result["r"] = (False, f"hub answered HTTP {exc.code} for {repo_id}")
-        except Exception as exc:  # noqa: BLE001 - any failure means "cannot download"
-            result["r"] = (False, f"the model hub could not be reached ({type(exc).__name__}: {exc})")
-
-    thread = threading.Thread(target=worker, name="covr-hub-probe", daemon=True)
-    thread.start()
-    thread.join(timeout + 0.5)
-    if "r" not in result:
-        return False, f"the model hub did not answer within {timeout:g} s"
-    return result["r"]
-
-
-def blip_availability(source: str | None = None, probe: bool = True) -> tuple[bool, str]:
-    """Whether the BLIP weights can be had (local folder, local cache, or a quick hub probe)."""
-    source = source or blip_source()
-    path = Path(source).expanduser()
-    if path.is_dir() or source.startswith(("/", "./", "../", "~")):
-        if not path.is_dir():
-            return False, f"{BLIP_SOURCE_ENV} folder {path} does not exist"
-        return _local_folder_ok(path)
-    if blip_in_local_cache(source):
-        return True, f"{source} found in the local Hugging Face cache"
-    if hub_offline():
-        return False, f"{source} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set"
-    if not probe:
-        return False, f"{source} is not in the local Hugging Face cache"
-    ok, why = probe_hub(source)
-    if ok:
-        return True, f"{source} will be downloaded from the model hub ({why})"
-    return False, f"{source} is not in the local Hugging Face cache and {why}"
+def blip_source() -> str | None:
+    """``COVR_BLIP_SOURCE`` (a folder or hub id replacing the BLIP base), or None."""
+    return os.environ.get(BLIP_SOURCE_ENV, "").strip() or None
 
 
 def requested_encoder(name: str | None = None) -> str:
     """The encoder asked for: ``name`` unless it is None/"auto", then ``COVR_ENCODER`` (default auto)."""
     if name and name != "auto":
         return name
-    env = os.environ.get(ENCODER_ENV, "").strip().lower()
-    return env or (name or "auto")
+    return os.environ.get(ENCODER_ENV, "").strip().lower() or "auto"
 
 
-def resolve_encoder_choice(name: str | None = "auto") -> EncoderChoice:
-    """Decide which encoder to load (never hangs offline; see the module docstring)."""
+def requested_weights(weights: str | None = None) -> str | None:
+    """``weights`` or ``COVR_WEIGHTS`` (None: the encoder's default)."""
+    return weights or os.environ.get(WEIGHTS_ENV, "").strip() or None
+
+
+def resolve_device(device: str | None = "auto") -> str:
+    """``auto`` (or None) -> ``cuda`` when torch sees a GPU (also ZeroGPU's emulated one), else ``cpu``."""
+    if device and device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_dtype_name(dtype: str | None, device: str) -> str:
+    """``auto`` -> ``bfloat16`` on CUDA, ``float32`` on CPU; other names pass through."""
+    if dtype and dtype != "auto":
+        return dtype
+    return "bfloat16" if str(device).startswith("cuda") else "float32"
+
+
+def _plan(model: ModelCfg, weights: str | None, checkpoint: str | None, source: str | None) -> WeightsPlan:
+    return plan_weights(model, requested_weights(weights), checkpoint, source or blip_source())
+
+
+def resolve_encoder_choice(
+    name: str | None = "auto",
+    weights: str | None = None,
+    checkpoint: str | None = None,
+    source: str | None = None,
+    probe: bool = True,
+) -> EncoderChoice:
+    """Decide what to load (never hangs; see the module docstring).
+
+    Raises ``ValueError`` for an unknown encoder or weight tag (the message lists the choices), and
+    :class:`~covr_core.pretrained.WeightsUnavailableError` when an explicitly requested BLIP encoder's
+    weights cannot be had."""
     wanted = requested_encoder(name)
-    if wanted not in ENCODER_CHOICES:
-        raise ValueError(f"unknown encoder {wanted!r}; choose one of {', '.join(ENCODER_CHOICES)}")
-    if wanted == "lite":
-        return EncoderChoice("lite", "lite encoder requested (offline: EfficientNet-Lite0 + MiniLM)")
-    source = blip_source()
-    if wanted == "blip":
-        return EncoderChoice("blip", f"blip encoder requested ({source})", source=source, checked=False)
-    ok, why = blip_availability(source)
-    if ok:
-        return EncoderChoice("blip", why, source=source)
-    reason = (f"Using the offline lite encoder because the BLIP weights are not available: {why}. "
-              f"{HOW_TO_GET_BLIP}")
-    logger.warning(reason)
-    return EncoderChoice("lite", reason, fallback=True)
+    if wanted == "auto":
+        model = get_model_config(DEFAULT_BLIP)
+        plan = _plan(model, weights, checkpoint, source)
+        ok, why = weights_availability(plan, probe=probe)
+        if ok:
+            return EncoderChoice(model.name, why, weights=plan.label, plan=plan)
+        if checkpoint or requested_weights(weights):
+            raise WeightsUnavailableError(f"the requested weights cannot be had: {why}. {how_to_get(plan)}")
+        reason = (
+            f"Using the offline lite encoder because the CoVR weights are not available: {why}. "
+            f"{HOW_TO_GET_BLIP}"
+        )
+        logger.warning(reason)
+        return EncoderChoice("lite", reason, fallback=True, weights="bundled")
+    model = get_model_config(wanted)
+    if not model.supported:
+        raise ValueError(
+            f"encoder {model.name!r} is listed for reference only ({model.description}); "
+            f"this app runs: {', '.join(list_models())}"
+        )
+    if model.family != "blip":
+        if checkpoint or (requested_weights(weights) not in (None, model.default_weights)):
+            raise ValueError(
+                f"a CoVR checkpoint or weight tag needs a BLIP encoder, but {model.name!r} was chosen "
+                f"(its weights: {', '.join(model.weights)})"
+            )
+        return EncoderChoice(
+            model.name, f"the {model.name} encoder was requested", weights=model.default_weights
+        )
+    plan = _plan(model, weights, checkpoint, source)
+    ok, why = weights_availability(plan, probe=probe)
+    if not ok:
+        raise WeightsUnavailableError(f"the {model.name} encoder was requested but {why}. {how_to_get(plan)}")
+    return EncoderChoice(model.name, why, weights=plan.label, plan=plan)
+
+
+def load_choice(
+    choice: EncoderChoice,
+    device: str | None = "auto",
+    dtype: str | None = "auto",
+    report: Progress | None = None,
+    **kwargs,
+) -> Encoder:
+    """Load the encoder of a resolved :class:`EncoderChoice` on ``device`` (``auto``: CUDA when present)."""
+    device = resolve_device(device)
+    dtype = resolve_dtype_name(dtype, device)
+    model = get_model_config(choice.name)
+    if model.family == "lite":
+        from covr_core.lite import load_lite_encoder
+
+        if report is not None:
+            report("loading the lite encoder (EfficientNet-Lite0 + MiniLM)", None)
+        enc = load_lite_encoder(device=device)
+        enc.info = dataclasses.replace(enc.info, weights=choice.weights)
+        return enc
+    from covr_core.blip_load import load_blip_encoder
+
+    assert choice.plan is not None
+    files = fetch_weights(choice.plan, report)
+    if report is not None:
+        report(f"loading {choice.name} with {choice.plan.tag or choice.weights} on {device} ({dtype})", None)
+    # a replaced base (COVR_BLIP_SOURCE) is matched to an encoder config by its structure instead
+    own_base = choice.plan.base in (model.base_repo, *(w.hub_repo for w in model.weights.values()))
+    return load_blip_encoder(
+        files.base_dir,
+        files.checkpoint,
+        device=device,
+        dtype=dtype,
+        model_cfg=model if own_base else None,
+        weights_label=choice.weights,
+        checkpoint_sha256=files.sha256,
+        **kwargs,
+    )
 
 
 def create_encoder(
-    name: str | None = "auto", checkpoint: str | None = None, device: str = "cpu", dtype: str = "float32"
+    name: str | None = "auto",
+    weights: str | None = None,
+    *,
+    checkpoint: str | None = None,
+    source: str | None = None,
+    device: str | None = "auto",
+    dtype: str | None = "auto",
+    report: Progress | None = None,
+    **kwargs,
 ) -> Encoder:
-    """Load the chosen encoder: ``blip`` via ``covr_core.blip.load_blip_encoder``, ``lite`` via
-    ``covr_core.lite.load_lite_encoder``; ``auto`` resolves first (falls back to lite)."""
-    choice = resolve_encoder_choice(name)
-    if choice.name == "blip":
-        from covr_core.blip import load_blip_encoder
+    """Resolve and load an encoder: ``create_encoder("blip", weights="webvid-covr")``.
 
-        if not choice.checked:  # explicit "blip": fail fast with advice instead of a long hub time-out
-            ok, why = blip_availability(choice.source)
-            if not ok:
-                raise RuntimeError(f"the blip encoder was requested but {why}. {HOW_TO_GET_BLIP}")
+    ``weights``: a weight tag of the encoder config (``ValueError`` listing the tags otherwise), a
+    checkpoint file or a ``from_pretrained`` folder; ``checkpoint``: a checkpoint file (older flag);
+    ``source``: a folder / hub id replacing the BLIP base repo; ``device`` ``auto`` = CUDA when present;
+    ``dtype`` ``auto`` = bfloat16 on CUDA, float32 on CPU; ``report(message, fraction)``: progress.
+    Extra keyword arguments go to ``load_blip_encoder`` (``cache_size``, ``compile``, ``batch_size``)."""
+    choice = resolve_encoder_choice(name, weights, checkpoint, source)
+    logger.info("encoder %s, weights %s (%s)", choice.name, choice.weights, choice.reason)
+    return load_choice(choice, device, dtype, report, **kwargs)
 
-        return load_blip_encoder(choice.source or blip_source(), checkpoint, device, dtype)
-    if checkpoint:
-        raise ValueError(
-            f"a CoVR checkpoint ({checkpoint}) needs the blip encoder, but the lite encoder was chosen "
-            f"({choice.reason})"
-        )
-    from covr_core.lite import load_lite_encoder
 
-    return load_lite_encoder(device=device)
+__all__ = [
+    "BLIP_HUB_ID",
+    "DEFAULT_BLIP",
+    "DTYPE_CHOICES",
+    "EncoderChoice",
+    "HOW_TO_GET_BLIP",
+    "create_encoder",
+    "hub_offline",
+    "list_encoders",
+    "load_choice",
+    "requested_encoder",
+    "resolve_device",
+    "resolve_encoder_choice",
+]

@@ -4,10 +4,14 @@ Folder layout (docs/ARCHITECTURE.md): ``index.faiss``, ``embeddings.npy`` (float
 ``items.parquet`` (``id, kind, media, caption, split, duration, thumbnail``), ``manifest.json``, and optional
 extras (``frames/``, ``thumbs/``, ``umap.parquet``) that ``save`` keeps when it overwrites a folder.
 
-- ``save`` is atomic (``covr_core.atomic.atomic_folder``): a crash leaves the previous gallery loadable.
-- ``load`` memory-maps the embeddings and the index's vectors (``IO_FLAG_MMAP_IFC``), so a 1M-item gallery
-  starts without reading 1 GB; it checks the manifest against the active encoder and the files against each
-  other (see ``covr_core.gallery_files`` for what is checked when).
+- ``save`` is atomic (``covr_core.atomic.atomic_folder``): a crash leaves the previous gallery loadable. It
+  records the sha256 and size of every file (``covr_core.gallery_integrity``); a writer that adds files to a
+  saved gallery (thumbnails, ``umap.parquet``) calls ``Gallery.record_files(folder, changed)``.
+- ``load`` verifies every recorded file (cached hashes: an unchanged gallery is not re-read) and refuses a
+  damaged or modified one; a gallery without per-file hashes (format 1) is refused with the rebuild
+  command. It memory-maps the embeddings and the index's vectors (``IO_FLAG_MMAP_IFC``), so a 1M-item
+  gallery starts without reading 1 GB; it checks the manifest against the active encoder and the files
+  against each other (see ``covr_core.gallery_files`` for what is checked when).
 - ``media_path``: ``media`` is relative to ``media_root``; a relative ``media_root`` is relative to the
   gallery folder (so a folder can be moved together with its media), an absolute one is used as is.
 """
@@ -28,6 +32,7 @@ import pandas as pd
 import covr_core
 from covr_core import gallery_files as gf
 from covr_core import gallery_index as gi
+from covr_core import gallery_integrity as gint
 from covr_core.atomic import atomic_folder, cleanup_stale_temps, recover_folder
 from covr_core.datasets.webvid import webvid_video_id
 from covr_core.gallery_files import GalleryError, GalleryMismatchError
@@ -51,6 +56,7 @@ class Gallery:
         self._row_index: pd.Index | None = None
         self._id_array: np.ndarray | None = None
         self._video_groups: dict[str, np.ndarray] | None = None
+        self._nested: gint.NestedFiles | None = None
 
     # ------------------------------------------------------------------ build / add
     @classmethod
@@ -148,9 +154,19 @@ class Gallery:
                 np.save(fh, np.ascontiguousarray(self.embeddings), allow_pickle=False)
             self.items.to_parquet(tmp / gf.ITEMS, index=False)
             gi.write_index(self.index, tmp / gf.INDEX)
+            self.manifest["format_version"] = gf.FORMAT_VERSION
+            self.manifest["files"] = gint.record_files(tmp)
             gf.json_dump(self.manifest, tmp / gf.MANIFEST)
         self.folder = folder
+        self._nested = None
         logger.info("saved gallery %r (%d items) to %s", self.name, len(self), folder)
+
+    @staticmethod
+    def record_files(folder: str | Path, changed: Sequence[str] = (), cache: gint.HashCache | None = None) -> dict:
+        """Record files written into a saved gallery folder after ``save`` (thumbnails, frame strips,
+        ``umap.parquet``...) in its manifest: files not yet recorded and the ``changed`` ones (relative paths)
+        are hashed, the other entries kept; ``manifest.json`` is rewritten atomically. Returns the table."""
+        return gint.record_into_manifest(Path(folder), changed, cache)
 
     @classmethod
     def load(
@@ -159,13 +175,16 @@ class Gallery:
         expected: EncoderInfo | None = None,
         mmap: bool = True,
         *,
-        verify: bool = False,
+        verify: bool = True,
+        hash_cache: gint.HashCache | None = None,
     ) -> Gallery:
-        """Open a gallery folder; refuse another encoder's gallery and inconsistent files.
+        """Open a gallery folder; refuse another encoder's gallery and damaged or inconsistent files.
 
         ``expected``: the active encoder; a different name, version, dim or checkpoint raises
         GalleryMismatchError naming the rebuild command. ``mmap``: memory-map embeddings and index vectors.
-        ``verify``: also check the embeddings' sha256 against the manifest (reads every byte).
+        ``verify``: check every recorded file's sha256 (through ``hash_cache``: unchanged files are not
+        re-read; default: a per-process cache). ``verify=False`` (trusted callers only) checks sizes only and
+        also opens galleries built before per-file hashes existed.
         """
         folder = Path(folder)
         recover_folder(folder)
@@ -174,6 +193,10 @@ class Gallery:
         manifest = gf.read_manifest(folder)
         if expected is not None:
             gf.check_encoder(manifest, expected, folder)
+        table: dict[str, gint.FileRecord] = {}
+        if verify or "files" in manifest:
+            table = gint.file_table(manifest, (gf.EMBEDDINGS, gf.ITEMS, gf.INDEX), f"gallery {folder.name!r}")
+            gint.verify_files(folder, table, hash_cache, hashes=verify)
         emb = gf.read_embeddings(folder, manifest, mmap)
         items = gf.read_items(folder, manifest)
         index_path = folder / gf.INDEX
@@ -192,12 +215,14 @@ class Gallery:
         gi.apply_search_params(index, manifest.get("index_params") or {})
         gallery = cls(manifest, items, emb, index, folder)
         gallery._index_mmapped = mmap
-        if verify:
-            gallery.verify()
+        gallery._nested = gint.NestedFiles(folder, gint.FILE_LIST in table, hash_cache)
         return gallery
 
     def verify(self) -> None:
-        """Check the embeddings' content hash against the manifest (reads all rows)."""
+        """Re-hash every recorded file (no cache) and check the embeddings' content hash (reads all bytes)."""
+        if self.folder is not None and "files" in self.manifest:
+            table = gint.file_table(self.manifest, (), f"gallery {self.folder.name!r}")
+            gint.verify_files(self.folder, table, gint.HashCache())
         actual = gf.embeddings_sha256(self.embeddings)
         if actual != self.manifest["embeddings_sha256"]:
             raise GalleryError(
@@ -252,15 +277,24 @@ class Gallery:
         return root
 
     def media_path(self, item_id: str) -> Path:
-        """Absolute-or-resolved path of an item's media file."""
-        return self.media_root() / str(self.items["media"].iloc[self.row_of(item_id)])
+        """Path of an item's media file; GalleryError when it leaves the media root (``..``, an absolute path
+        or a symlink in the items table: a gallery may only point at its own media)."""
+        root = self.media_root()
+        path = root / str(self.items["media"].iloc[self.row_of(item_id)])
+        real_root = root.resolve()
+        if real_root not in path.resolve().parents:
+            raise GalleryError(f"gallery {self.name!r}: the media of item {item_id!r} lies outside its media folder")
+        return path
 
     def thumbnail_path(self, item_id: str) -> Path | None:
-        """Path of the item's thumbnail (relative to the gallery folder), None when it has none."""
+        """Path of the item's thumbnail in the gallery folder when it is recorded and intact; None otherwise
+        (no thumbnail, not listed in ``files.sha256``, damaged, or a symlink out of the folder)."""
         thumb = str(self.items["thumbnail"].iloc[self.row_of(item_id)] or "")
-        if not thumb:
+        if not thumb or self.folder is None:
             return None
-        return (self.folder / thumb) if self.folder is not None else Path(thumb)
+        if self._nested is None:  # a gallery this process built and saved: its list was just written
+            self._nested = gint.NestedFiles(self.folder, (self.folder / gint.FILE_LIST).is_file())
+        return self._nested.verified(thumb)
 
     # ------------------------------------------------------------------ search
     def _same_video_rows(self, reference_id: str) -> np.ndarray:

@@ -1,14 +1,16 @@
 """Gallery folder files: validation of inputs, manifest checks, hashing and reading with clear errors.
 
-Integrity policy (a 1M x 256 float16 gallery must start in under 3 s, and hashing its 512 MB takes
-about a second or more, so the full hash is not checked on every load):
+What is checked when (``Gallery.load``; a 1M-item gallery must open in under 3 s when unchanged):
 
-- always checked on load (cheap): every file present and parseable; ``embeddings.npy`` shape and dtype equal
-  the manifest's ``count``/``dim``/``dtype`` (numpy also refuses a truncated file); ``items.parquet`` has
-  ``count`` rows and the required columns; ``index.faiss`` has ``count`` vectors of ``dim``;
-- checked on first use of the id index (``row_of``, ``search``): item ids are unique;
-- checked with ``Gallery.load(..., verify=True)`` or ``Gallery.verify()``: the sha256 of the embeddings
-  (raw array bytes in C order and stored dtype, not the ``.npy`` header) against ``embeddings_sha256``.
+- the manifest: a JSON object (UTF-8) with every required key of the right type; a malformed one raises
+  GalleryError (never AttributeError/UnicodeDecodeError), so a caller scanning many folders can skip it;
+- every file the manifest lists (``covr_core.gallery_integrity``): present, inside the folder (no symlink
+  out), its size, and its sha256 (cached by size, mtime, ctime and inode, so unchanged files are not
+  re-read); files in ``thumbs/`` and ``frames/`` on first use;
+- cheap consistency: ``embeddings.npy`` shape and dtype equal ``count``/``dim``/``dtype``; ``items.parquet``
+  has ``count`` rows and the required columns; ``index.faiss`` has ``count`` vectors of ``dim``;
+- on first use of the id index (``row_of``, ``search``): item ids are unique;
+- ``Gallery.verify()``: every listed file re-hashed (no cache) and the embeddings' content hash.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from covr_core.types import EncoderInfo
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-file sha256 + size in manifest['files']
 MANIFEST, EMBEDDINGS, ITEMS, INDEX = "manifest.json", "embeddings.npy", "items.parquet", "index.faiss"
 CORE_FILES = (MANIFEST, EMBEDDINGS, ITEMS, INDEX)
 ITEM_COLUMNS = ("id", "kind", "media", "caption", "split", "duration", "thumbnail")
@@ -175,13 +177,36 @@ def read_manifest(folder: Path) -> dict:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise GalleryError(f"{path} is corrupt ({exc}); rebuild the gallery") from exc
     if not isinstance(manifest, dict):
-        raise GalleryError(f"{path} is corrupt: expected a JSON object")
+        raise GalleryError(f"{path} is corrupt: expected a JSON object, got {type(manifest).__name__}")
     missing = [k for k in REQUIRED_MANIFEST_KEYS if k not in manifest]
     if missing:
         raise GalleryError(f"{path} lacks key(s) {missing}; rebuild the gallery")
+    wrong = [f"{key} ({_TYPE_NAMES[kind]})" for key, kind in MANIFEST_TYPES.items()
+             if key in manifest and not _is_type(manifest[key], kind)]  # fmt: skip
+    if wrong:
+        raise GalleryError(f"{path} has values of the wrong type: {', '.join(wrong)}; rebuild the gallery")
     if manifest["dtype"] not in DTYPES:
         raise GalleryError(f"{path}: unsupported dtype {manifest['dtype']!r}")
+    if manifest["dim"] <= 0 or manifest["count"] < 0:
+        raise GalleryError(f"{path}: dim must be > 0 and count >= 0")
     return manifest
+
+
+#: Manifest keys and their JSON types (checked on load: a manifest from a download is untrusted input).
+MANIFEST_TYPES: dict[str, type] = {
+    "name": str, "encoder": str, "encoder_version": (str, int), "checkpoint": str, "checkpoint_sha256": str,
+    "dim": int, "count": int, "normalised": bool, "dtype": str, "index_type": str, "created": str,
+    "package_version": str, "embeddings_sha256": str, "media_root": str, "provenance": dict,
+    "index_params": dict, "files": dict, "format_version": int,
+}  # fmt: skip
+_TYPE_NAMES = {str: "text", int: "a whole number", bool: "true/false", dict: "an object", (str, int): "text"}
+
+
+def _is_type(value: Any, kind: Any) -> bool:
+    if kind is int or kind == (str, int):  # bool is an int subclass: refuse it where a number is meant
+        if isinstance(value, bool):
+            return False
+    return isinstance(value, kind)
 
 
 def read_embeddings(folder: Path, manifest: dict, mmap: bool) -> np.ndarray:

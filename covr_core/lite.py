@@ -83,12 +83,15 @@ class LiteImageTransform:
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
 
+    def resized_size(self, width: int, height: int) -> tuple[int, int]:
+        """The size an image is resized to before the centre crop (short side = ``size``)."""
+        scale = self.size / min(width, height)
+        return max(self.size, round(width * scale)), max(self.size, round(height * scale))
+
     def __call__(self, image: Image.Image) -> torch.Tensor:
         """Return a float tensor [3, size, size]."""
         image = image.convert("RGB")
-        w, h = image.size
-        scale = self.size / min(w, h)
-        nw, nh = max(self.size, round(w * scale)), max(self.size, round(h * scale))
+        nw, nh = self.resized_size(*image.size)
         image = image.resize((nw, nh), Image.BICUBIC)
         left, top = (nw - self.size) // 2, (nh - self.size) // 2
         image = image.crop((left, top, left + self.size, top + self.size))

@@ -5,6 +5,11 @@
 The order of checks matters: the file size is checked before reading, the declared width and height
 are checked from the header before any pixel is decoded (a PNG declaring 50000x50000 is refused in
 milliseconds without allocating memory), and only then are the pixels decoded.
+
+Size is not only total pixels: an image whose sides differ by more than ``max_aspect`` (a 121-byte
+12000x1 PNG) is refused, because encoders resize the *short* side to their input size and such an image
+would grow to hundreds of megapixels on the way (:func:`check_resize_budget` checks an encoder's
+transform against the pixel limit before it runs).
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ __all__ = [
     "make_thumbnail",
     "save_jpeg_atomic",
     "install_pillow_bomb_guard",
+    "check_image_size",
+    "check_resize_budget",
 ]
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, Image.Image]
@@ -61,13 +68,17 @@ class ImageLimits:
     max_pixels: int = 40_000_000  # declared width * height (COVR_MAX_IMAGE_PIXELS)
     max_side: int = 12_000  # declared longest side (COVR_MAX_IMAGE_SIDE)
     formats: tuple[str, ...] = DEFAULT_IMAGE_FORMATS  # Pillow format names that may be decoded
+    max_aspect: float = 20.0  # longest side / shortest side (COVR_MAX_IMAGE_ASPECT)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ImageLimits:
         """Limits taken from :class:`covr_core.settings.Settings`."""
         lim = settings.limits
         return cls(
-            max_bytes=lim.max_upload_bytes, max_pixels=lim.max_image_pixels, max_side=lim.max_image_side
+            max_bytes=lim.max_upload_bytes,
+            max_pixels=lim.max_image_pixels,
+            max_side=lim.max_image_side,
+            max_aspect=lim.max_image_aspect,
         )
 
     def accepted(self) -> str:
@@ -121,6 +132,33 @@ def check_image_size(width: int, height: int, limits: ImageLimits) -> None:
         raise MediaError(
             f"The image is too large ({width}x{height} = {_megapixels(width * height)}); the limit is "
             f"{_megapixels(limits.max_pixels)}. Please resize it and try again."
+        )
+    aspect = max(width, height) / min(width, height)
+    if aspect > limits.max_aspect:
+        raise MediaError(
+            f"The image is too elongated ({width}x{height}, {aspect:.0f}:1); the longest side may be at most "
+            f"{limits.max_aspect:g} times the shortest. Please crop it and try again."
+        )
+
+
+def check_resize_budget(width: int, height: int, transform: object, limits: ImageLimits) -> None:
+    """Raise :class:`MediaError` when an encoder's ``transform`` would resize a ``width`` x ``height`` image
+    through an intermediate larger than ``limits.max_pixels``.
+
+    ``transform.resized_size(width, height)`` gives the size the transform resizes to before it crops
+    (CoVR's BLIP transform: a square of its input size; the lite transform: the short side to 224).
+    A transform without that method is assumed to scale the short side to ``transform.size``.
+    """
+    if hasattr(transform, "resized_size"):
+        new_w, new_h = transform.resized_size(width, height)
+    else:
+        size = int(getattr(transform, "size", 384))
+        scale = size / max(1, min(width, height))
+        new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
+    if new_w * new_h > limits.max_pixels:
+        raise MediaError(
+            f"The image ({width}x{height}) would grow to {new_w}x{new_h} = {_megapixels(new_w * new_h)} when "
+            f"resized for the encoder; the limit is {_megapixels(limits.max_pixels)}. Please crop it."
         )
 
 

@@ -2,7 +2,8 @@
 
 * :func:`probe_video` returns frame count, duration, fps and size, counting the video packets (a
   demux, no decoding) when the container does not store a frame count (webm/mkv), and refuses
-  audio-only, zero-frame, corrupt, too long or too large videos with :class:`MediaError`.
+  still images (FFmpeg would open a PNG, JPEG or GIF as a one-frame "video"), audio-only, zero-frame,
+  corrupt, too long, too large or too elongated videos with :class:`MediaError`.
 * :func:`sample_frame_indices` is CoVR's rule (``tools/embs/save_blip_embs_vids.py``): K = min(N, k)
   bins from ``linspace(0, N, K+1)`` cast to int, the frame at ``(start + end - 1) // 2`` of each bin.
 * :func:`read_frames` decodes forward once and converts only the wanted frames to RGB (PyAV's
@@ -59,6 +60,7 @@ class VideoLimits:
     max_seconds: float = 120.0  # duration (COVR_MAX_VIDEO_SECONDS)
     max_side: int = 1920  # longest side (COVR_MAX_VIDEO_SIDE)
     max_pixels: int = 1920 * 1088  # width * height (COVR_MAX_VIDEO_PIXELS)
+    max_aspect: float = 20.0  # longest side / shortest side (COVR_MAX_IMAGE_ASPECT)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VideoLimits:
@@ -69,7 +71,17 @@ class VideoLimits:
             max_seconds=lim.max_video_seconds,
             max_side=lim.max_video_side,
             max_pixels=lim.max_video_pixels,
+            max_aspect=lim.max_image_aspect,
         )
+
+
+#: FFmpeg demuxers of still images: FFmpeg opens a PNG, JPEG or GIF as a "video", the app does not.
+STILL_IMAGE_DEMUXERS = ("image2", "gif", "apng", "webp", "tiff", "svg")
+
+
+def _is_still_image(container) -> bool:
+    name = str(getattr(container.format, "name", "") or "")
+    return name.endswith("_pipe") or any(part in STILL_IMAGE_DEMUXERS for part in name.split(","))
 
 
 @dataclass(frozen=True)
@@ -143,6 +155,11 @@ def probe_video(path: str | os.PathLike, limits: VideoLimits | None = None) -> V
             f"the limit is {limits.max_bytes / 2**20:.1f} MB."
         )
     with _open(p) as container:
+        if _is_still_image(container):
+            raise MediaError(
+                "This file is a still image, not a video. Upload it as the reference image instead, or "
+                "upload an MP4, WebM, MKV, MOV or AVI video."
+            )
         stream = _video_stream(container)
         ctx = stream.codec_context
         width, height = int(ctx.width or 0), int(ctx.height or 0)
@@ -152,6 +169,11 @@ def probe_video(path: str | os.PathLike, limits: VideoLimits | None = None) -> V
                     f"The video resolution {width}x{height} is too large; the limit is a longest side of "
                     f"{limits.max_side} pixels and {limits.max_pixels:,} pixels per frame (1080p). "
                     "Please downscale it and try again."
+                )
+            if max(width, height) / min(width, height) > limits.max_aspect:
+                raise MediaError(
+                    f"The video frame is too elongated ({width}x{height}); the longest side may be at most "
+                    f"{limits.max_aspect:g} times the shortest."
                 )
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else 0.0

@@ -24,6 +24,7 @@ class EncoderInfo:
     dtype: str = "float32"
     fused: bool = True  #: True when f_mm is a real image-grounded (fused) embedding
     note: str = ""  #: one sentence for the UI, e.g. why f_mm is not fused
+    weights: str = ""  #: the weight tag and where it came from, e.g. "webvid-covr (lucas-ventura/CoVR/webvid-covr.ckpt)"
     backend: str = ""  #: what runs the image tower, e.g. "openvino", "sdpa" (covr_core.vision_backends)
 
     @property

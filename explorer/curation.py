@@ -1,4 +1,14 @@
-"""Pinned (curated) examples, stored atomically under ``<data>/curated/`` so they survive restarts."""
+"""Pinned (curated) examples and their ZIP exports: per visitor on a Space, shared locally; bounded.
+
+* :class:`CurationStore`: one folder of pinned examples (``<id>.json`` + ``<id>.png``), written atomically so
+  they survive restarts, at most ``max_pins`` of them.
+* :class:`CurationStores`: ``<data>/curated/`` itself when running locally (one shared store), or one folder
+  per visitor under ``<data>/curated/visitors/<visitor key>/`` on a Space (``explorer.visitors``): a visitor
+  never lists, previews, exports or deletes another visitor's pins.
+* :class:`Exports`: export ZIPs under a folder Gradio serves in place (its upload folder), one sub-folder per
+  visitor, unique names (time + random), at most ``max_per_visitor`` kept per visitor (the oldest goes), and
+  deleted after download (with a short grace) or once older than ``max_age_s``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +16,7 @@ import io
 import json
 import logging
 import re
+import secrets
 import threading
 import time
 import uuid
@@ -15,6 +26,9 @@ from typing import Any
 from PIL import Image
 
 from covr_core.atomic import atomic_write_bytes
+from explorer.export import record_figure, write_export_zip
+from explorer.export_figure import FigureOptions
+from explorer.visitors import Visitor
 
 log = logging.getLogger(__name__)
 _ID = re.compile(r"^[a-z0-9-]{6,64}$")
@@ -23,9 +37,10 @@ _ID = re.compile(r"^[a-z0-9-]{6,64}$")
 class CurationStore:
     """A folder of pinned examples: ``<id>.json`` (the record) and ``<id>.png`` (the reference image)."""
 
-    def __init__(self, folder: str | Path):
+    def __init__(self, folder: str | Path, max_pins: int | None = None):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.max_pins = max_pins
         self._lock = threading.Lock()
 
     def _check(self, example_id: str) -> str:
@@ -39,6 +54,11 @@ class CurationStore:
         rec["id"] = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         rec.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         with self._lock:
+            if self.max_pins is not None and len(self) >= self.max_pins:
+                raise ValueError(
+                    f"You have {len(self)} pinned examples, the most this server keeps per visitor; export "
+                    "them and remove some in the Curate tab first."
+                )
             if reference is not None:
                 buf = io.BytesIO()
                 ref = reference.convert("RGB")
@@ -83,6 +103,116 @@ class CurationStore:
 
     def __len__(self) -> int:
         return len(list(self.folder.glob("*.json")))
+
+
+class CurationStores:
+    """The pinned examples of every visitor: the shared ``root`` when not ``private``, else one folder each."""
+
+    def __init__(self, root: str | Path, private: bool, max_pins: int | None = None):
+        self.root = Path(root)
+        self.private = private
+        self.max_pins = max_pins
+        self._lock = threading.Lock()
+        self._stores: dict[str, CurationStore] = {}
+
+    def for_visitor(self, visitor: Visitor) -> CurationStore:
+        """The store of ``visitor`` (created on first use)."""
+        if self.private == visitor.shared:
+            raise ValueError("This server keeps pinned examples per visitor; reload the page.")
+        folder = self.root if visitor.shared else self.root / "visitors" / visitor.key
+        with self._lock:
+            if visitor.key not in self._stores:
+                self._stores[visitor.key] = CurationStore(folder, self.max_pins)
+            return self._stores[visitor.key]
+
+
+class Exports:
+    """Export ZIPs per visitor in ``root``: unique names, a per-visitor quota, deleted after download or age."""
+
+    def __init__(self, root: str | Path, max_per_visitor: int = 3, max_age_s: float = 3600.0,
+                 grace_s: float | None = None):  # fmt: skip
+        self.root = Path(root)
+        self.max_per_visitor = max(1, int(max_per_visitor))
+        self.max_age_s = float(max_age_s)
+        #: seconds between the start of a download and the deletion (the transfer must finish first)
+        self.grace_s = float(grace_s) if grace_s is not None else min(60.0, self.max_age_s / 4)
+        self._lock = threading.Lock()
+
+    def new_path(self, visitor: Visitor, label: str) -> Path:
+        """A fresh, unique ZIP path for ``visitor``; old exports are swept and the visitor's oldest ones
+        removed so that at most ``max_per_visitor`` remain once this one is written."""
+        self.sweep()
+        folder = self.root / visitor.key
+        with self._lock:
+            folder.mkdir(parents=True, exist_ok=True)
+        self.keep_newest(visitor, self.max_per_visitor - 1)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        return folder / f"covr-examples-{label}-{stamp}-{secrets.token_hex(8)}.zip"
+
+    def keep_newest(self, visitor: Visitor, n: int | None = None) -> None:
+        """Delete all but the ``n`` (default ``max_per_visitor``) newest exports of ``visitor`` (call it after
+        writing one too: simultaneous exports all finish, then only the newest stay)."""
+        n = self.max_per_visitor if n is None else n
+        with self._lock:
+            mine = []
+            for path in (self.root / visitor.key).glob("*.zip"):
+                try:
+                    mine.append((path.stat().st_mtime_ns, path))
+                except FileNotFoundError:
+                    continue
+            for _mtime, old in sorted(mine)[: max(0, len(mine) - n)]:
+                old.unlink(missing_ok=True)
+
+    def sweep(self, now: float | None = None) -> int:
+        """Delete exports older than ``max_age_s`` (and empty visitor folders); returns how many."""
+        now = time.time() if now is None else now
+        removed = 0
+        for path in self.root.glob("*/*.zip*"):
+            try:
+                if now - path.stat().st_mtime > self.max_age_s:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        with self._lock:  # empty visitor folders untouched for max_age_s (a fresh one may be about to be used)
+            for folder in self.root.glob("*/"):
+                try:
+                    if not any(folder.iterdir()) and now - folder.stat().st_mtime > self.max_age_s:
+                        folder.rmdir()
+                except OSError:
+                    continue
+        return removed
+
+    def downloaded(self, path: str | Path) -> bool:
+        """Delete an export ``grace_s`` seconds after its download started (only files inside ``root``)."""
+        try:
+            target = Path(path).resolve()
+        except (OSError, ValueError):
+            return False
+        if self.root.resolve() not in target.parents or target.suffix != ".zip":
+            return False
+        timer = threading.Timer(self.grace_s, lambda: target.unlink(missing_ok=True))
+        timer.daemon = True
+        timer.start()
+        return True
+
+
+def export_pinned(
+    services: Any,
+    store: CurationStore,
+    example_ids: list[str] | None,
+    out_path: str | Path,
+    options: FigureOptions = FigureOptions(),
+) -> Path:
+    """ZIP of the given pinned examples of ``store`` (all of them when ``example_ids`` is None) at
+    ``out_path``, each drawn with ``options`` (``explorer.export``); an empty list is refused (nothing selected)."""
+    if example_ids is not None and not example_ids:
+        raise ValueError("No example is selected: click a row of the table first, or use Export all.")
+    records = store.list() if example_ids is None else [store.get(i) for i in example_ids]
+    if not records:
+        raise ValueError("Nothing to export: pin an example in the Search tab first.")
+    entries = [(rec, record_figure(services, rec, store.reference_image(rec["id"]), options)) for rec in records]
+    return write_export_zip(entries, Path(out_path), options)
 
 
 def pinned_table(store: CurationStore) -> list[list[Any]]:

@@ -220,20 +220,3 @@ def write_export_zip(
     tmp.replace(out_path)
     return out_path
 
-
-def export_records(
-    services: Any,
-    records: Sequence[tuple[dict[str, Any], Image.Image | None]],
-    out_dir: str | Path,
-    options: FigureOptions = FigureOptions(),
-) -> Path:
-    """ZIP of pinned records (each with its reference image) drawn with ``options``; returns its path."""
-    import time
-
-    if not records:
-        raise ValueError("Nothing to export: pin an example in the Search tab first.")
-    entries = [(rec, record_figure(services, rec, ref, options)) for rec, ref in records]
-    name = "covr-examples-" + (
-        str(records[0][0]["id"]) if len(records) == 1 else time.strftime("%Y%m%d-%H%M%S")
-    )
-    return write_export_zip(entries, Path(out_dir) / f"{name}.zip", options)

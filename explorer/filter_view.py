@@ -163,12 +163,18 @@ def _read(path: Path) -> pd.DataFrame:
 
 
 def _video(roots: list[Path], pth: str) -> Path | None:
+    """The video of ``pth`` under the first root that has it; a ``pth`` leading out of its root (``..``, an
+    absolute path, a symlink out) is never read: the report is data-folder content, not configuration."""
     from covr_core.datasets.webvid import webvid_video_path
 
     for root in roots:
         p = webvid_video_path(root, pth)
-        if p.exists():
-            return p
+        try:
+            real, home = p.resolve(), Path(root).resolve()
+        except (OSError, ValueError):
+            continue
+        if home in real.parents and real.is_file():
+            return real
     return None
 
 
@@ -225,7 +231,8 @@ def filter_tab(data_dir: str | Path, cache_dir: str | Path, run: str | None = No
     md = (f"The study's filter (§4, Table 4) on {source}: triplets whose two videos share an author, share a "
           'category, or either ("F"). Below: example pairs per rule (the study\'s Figures 11–13).')
     if not examples and not rep.is_demo:
-        md += (f"\n\nNo example frames: the videos were not found under `{rep.video_roots[0]}` (start the app "
+        log.info("filter run %s: no example videos under %s", rep.name, rep.video_roots[0])  # the page names no path
+        md += ("\n\nNo example frames: the videos were not found in the WebVid folder (start the app "
                f"with `--webvid-root DIR` or set `{WEBVID_ROOT_ENV}` to the folder holding `<pth>.mp4`).")
     md += "".join(f"\n\n⚠️ {w}" for w in rep.warnings)
     return md, rep.table, examples

@@ -6,6 +6,9 @@
 * :func:`delete_cache_setting` is the ``gr.Blocks(delete_cache=...)`` value: Gradio then deletes
   uploaded and generated temporary files older than ``COVR_TEMP_MAX_AGE_S`` seconds (default 3600)
   and deletes all of them when the server shuts down.
+* :func:`public_message` removes server paths from a message before it is shown in the page (a path is
+  replaced by its last component: ``/srv/data/galleries/x/index.faiss is corrupt`` -> ``index.faiss is
+  corrupt``).
 """
 
 from __future__ import annotations
@@ -15,11 +18,15 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["PathEscapeError", "confine", "safe_filename", "delete_cache_setting", "TEMP_MAX_AGE_ENV"]
+__all__ = ["PathEscapeError", "confine", "safe_filename", "delete_cache_setting", "public_message",
+           "TEMP_MAX_AGE_ENV"]
 
 TEMP_MAX_AGE_ENV = "COVR_TEMP_MAX_AGE_S"
 DEFAULT_TEMP_MAX_AGE_S = 3600
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: An absolute POSIX path (two or more segments, or one after a quote/space): not preceded by a word
+#: character, so ``w_mm/w_img`` or ``mp4/webm`` are left alone.
+_ABS_PATH = re.compile(r"(?<![\w.~%:/-])(?:/[^\s/'\"`<>|;,()\[\]{}]+)+/?")
 
 
 class PathEscapeError(ValueError):
@@ -69,3 +76,13 @@ def delete_cache_setting(env: Mapping[str, str] | None = None) -> tuple[int, int
         if age <= 0:
             raise ValueError(f"{TEMP_MAX_AGE_ENV}={raw!r} is not valid: it must be greater than 0")
     return min(age, 600), age
+
+
+def public_message(text: str) -> str:
+    """``text`` without server paths: each absolute path becomes its last component."""
+
+    def last(match: re.Match) -> str:
+        parts = [p for p in match.group(0).split("/") if p]
+        return parts[-1] if parts else ""
+
+    return _ABS_PATH.sub(last, str(text))

@@ -57,23 +57,28 @@ def load_reference(image: Any = None, video: str | Path | None = None) -> Image.
             return middle_frame(image)
         return load_image(image)
     if video:
-        if not is_video_path(video):
-            raise MediaError(f"Not a video file: {Path(str(video)).name} (use mp4/webm/mov/mkv).")
-        return middle_frame(video)
+        return middle_frame(require_video_file(video))
     raise MediaError("Add a reference image or video first.")
 
 
+def require_video_file(video: str | Path) -> Path:
+    """``video`` as a path when its name is a video's (the content is checked by ``probe_video``, which also
+    refuses still images that FFmpeg would open); ``MediaError`` otherwise. Every video endpoint uses it."""
+    if not is_video_path(video):
+        raise MediaError(f"Not a video file: {Path(str(video)).name} (use mp4/webm/mov/mkv).")
+    return Path(str(video))
+
+
 def sampled_frames(video: str | Path, k: int = 15) -> list[Image.Image]:
-    """The ``k`` frames CoVR samples from a video (for display on request)."""
+    """The ``k`` frames CoVR samples from a video (for display on request); validated like the video still."""
+    video = require_video_file(video)
     info = probe_video(video)
     return read_frames(video, sample_frame_indices(info.frame_count, k))
 
 
 def video_still_path(video: str | Path, cache_dir: str | Path) -> str:
     """Save the video's middle frame (the query image) as a PNG in ``cache_dir``; returns its path."""
-    if not is_video_path(video):
-        raise MediaError(f"Not a video file: {Path(str(video)).name} (use mp4/webm/mov/mkv).")
-    frame = middle_frame(video)
+    frame = middle_frame(require_video_file(video))
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     out = cache_dir / f"still-{hashlib.sha1(frame.tobytes()).hexdigest()[:16]}.png"
@@ -306,6 +311,7 @@ def search_with_session(
 ) -> QueryResult:
     """The /search and /compare handler without the UI: the page's reference, then ``run_with_session``."""
     names = [combiners] if isinstance(combiners, str) else list(combiners)
+    services.get_gallery(gallery_name)  # "not ready yet" (start-up) or an unknown gallery before any encoding
     reference = session_reference(services, session, image, video)
     is_video = bool(video) or str(session.reference_label).startswith("video:")
     return run_with_session(

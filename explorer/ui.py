@@ -1,8 +1,11 @@
-"""Top-level page: header, the Search / Explore / Curate tabs, error handling shared by every callback."""
+"""Top-level page: header, the Search / Explore / Curate tabs, error handling shared by every callback, and the
+serving configuration (queue, allowed files, middleware) that app.py and the tests launch with."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import logging
 from pathlib import Path
 from typing import Any, Callable
@@ -11,13 +14,15 @@ import gradio as gr
 
 from covr_core.gallery import GalleryError
 from covr_core.media import MediaError
+from explorer.safety import public_message
 from explorer.services import Services
+from explorer.startup import NotReadyError
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 #: Expected failures: their message is shown to the user as is.
-USER_ERRORS = (MediaError, GalleryError, ValueError, KeyError, FileNotFoundError)
+USER_ERRORS = (MediaError, GalleryError, ValueError, KeyError, FileNotFoundError, NotReadyError)
 
 
 def plotly_js_path() -> Path:
@@ -28,7 +33,8 @@ def plotly_js_path() -> Path:
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Expected exceptions become ``gr.Error`` (a message in the page), unexpected ones a short notice."""
+    """Expected exceptions become ``gr.Error`` (their message in the page, without server paths), unexpected
+    ones a short notice (the stack trace goes to the server log only)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -38,7 +44,7 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise
         except USER_ERRORS as exc:
             msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            raise gr.Error(str(msg), print_exception=False) from None
+            raise gr.Error(public_message(str(msg)), print_exception=False) from None
         except Exception as exc:  # noqa: BLE001 - never show a stack trace to the user
             log.exception("callback %s failed", getattr(fn, "__name__", fn))
             raise gr.Error(
@@ -50,22 +56,35 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def build_demo(services: Services) -> gr.Blocks:
-    """Assemble the page from one builder per tab; every event has an ``api_name``."""
+    """Assemble the page from one builder per tab; every event has an ``api_name``; heavy events share the
+    encoder pool (``explorer.ui_guard``)."""
+    from explorer.safety import delete_cache_setting
     from explorer.ui_curate import build_curate_tab
     from explorer.ui_explore import build_explore_tab
+    from explorer.ui_guard import ExplorerBlocks, assign_encoder_pool
     from explorer.ui_search import build_search_tab
+    from explorer.ui_startup import build_startup_panel, wire_startup_panel
 
-    # served in place (not copied to Gradio's cache on every result): plotly.js and the gallery media
-    gr.set_static_paths([str(plotly_js_path()), *(str(p) for p in services.media_roots())])
-    from explorer.safety import delete_cache_setting
+    # served in place (not copied to Gradio's cache on every result): plotly.js and the gallery media folders
+    # the served-files policy registers (now and whenever a new gallery appears)
+    services.served.allow_file(plotly_js_path())
+    services.served.add_listener(lambda folders: gr.set_static_paths([str(p) for p in folders]))
+    gr.set_static_paths([str(plotly_js_path()), *(str(p) for p in services.served.folders())])
+    services.gallery_entries()  # registers the galleries present now
 
-    from explorer.intro import intro_markdown, lite_banner
+    from explorer.intro import intro_markdown
 
-    with gr.Blocks(title="CoVR Explorer", delete_cache=delete_cache_setting()) as demo:
+    with ExplorerBlocks(title="CoVR Explorer", delete_cache=delete_cache_setting()) as demo:
+        demo.served = services.served
+        demo.limits = services.settings.limits
         session = gr.State(None)
+        # the browser keeps its visitor token in localStorage; this key (stable across restarts, so tokens
+        # survive them) is sent to the page, so it is derived from, never equal to, the server's HMAC secret
+        storage_secret = hmac.new(services.visitor_secret, b"browser-state", hashlib.sha256).hexdigest()[:32]
+        visitor = gr.BrowserState(None, storage_key="covr-visitor", secret=storage_secret)
         gr.Markdown(intro_markdown(), elem_id="covr-intro")
-        banner = lite_banner(services.info)
-        gr.Markdown(banner, elem_id="covr-banner", visible=bool(banner))
+        banner = gr.Markdown(**banner_update(services), elem_id="covr-banner")
+        startup = build_startup_panel(services)
         with gr.Accordion("Encoder, checkpoint and gallery", open=False, elem_id="covr-details"):
             header = gr.Markdown(services.header_markdown(), elem_id="covr-header")
         with gr.Tabs() as tabs:
@@ -74,32 +93,71 @@ def build_demo(services: Services) -> gr.Blocks:
             with gr.Tab("Explore", id="explore"):
                 explore = build_explore_tab(services, session, search, tabs)
             with gr.Tab("Curate", id="curate"):
-                curate = build_curate_tab(services, session, search)
+                curate = build_curate_tab(services, session, search, visitor)
         explore.wire_deep_link(demo)
-        demo.load(
-            curate.refresh_fn,
-            None,
-            curate.refresh_outputs,
-            api_name="refresh_pinned",
-            api_visibility="private",
+        wire_startup_panel(
+            demo, startup, services, header,
+            [(search.gallery, services.gallery_names), (search.combiner, services.combiners),
+             (explore.benchmark, services.benchmark_names), (explore.map_gallery, services.gallery_names)],
+            on_done=[explore.redraw_map, (lambda: gr.Markdown(**banner_update(services)), [], [banner])],
         )
-        demo.load(
-            lambda: gr.Dropdown(choices=services.gallery_names()),
+        curate.wire_load(demo)
+        demo.load(  # galleries appear (downloads) or become unusable while the app runs: re-scan on load
+            lambda: (gr.Dropdown(choices=services.gallery_names()), services.header_markdown()),
             None,
-            search.gallery,
+            [search.gallery, header],
             api_name="list_galleries",
             show_progress="hidden",
         )
+    assign_encoder_pool(demo, services.settings.limits.max_concurrent_jobs)
     return demo
 
 
+def banner_update(services: Services) -> dict[str, Any]:
+    """The lite-encoder notice under the intro (``value`` and ``visible``); empty until the encoder is loaded."""
+    from explorer.intro import lite_banner
+
+    try:
+        text = lite_banner(services.info)
+    except NotReadyError:
+        text = ""
+    return {"value": text, "visible": bool(text)}
+
+
+def queue_kwargs(services: Services) -> dict[str, Any]:
+    """``demo.queue`` arguments: a bounded queue, and one slot per concurrent job by default."""
+    limits = services.settings.limits
+    return {"default_concurrency_limit": limits.max_concurrent_jobs, "max_size": limits.max_queue_size}
+
+
 def launch_kwargs(services: Services) -> dict[str, Any]:
-    """``demo.launch`` arguments shared by app.py and the tests (no share link, only gallery media served)."""
+    """``demo.launch`` arguments shared by app.py and the tests: no share link, no raw exception text in the
+    page, only the served-files policy's files on the file route, uploads rate-limited per client."""
+    from starlette.middleware import Middleware
+
+    from explorer.served_files import ServedFilesGuard
+    from explorer.ui_guard import request_client
+    from explorer.visitors import RateLimiter
+
+    limits = services.settings.limits
+    uploads = RateLimiter(limits.uploads_per_minute, 60.0)
+
+    def client_of(scope: dict) -> str:
+        from starlette.requests import Request
+
+        return request_client(Request(scope))
+
+    guard = Middleware(ServedFilesGuard, policy=services.served, upload_dir=gr.utils.get_upload_folder(),
+                       upload_limiter=uploads.wait_s, client_of=client_of)  # fmt: skip
     return {
-        "allowed_paths": [str(p) for p in services.media_roots()],
+        # Gradio copies result files from here into its cache (video stills, outlined targets); the file
+        # route never serves this folder itself (ServedFilesGuard)
+        "allowed_paths": [str(services.cache_dir)],
+        "blocked_paths": [str(services.data_dir / "curated")],
         "css_paths": [str(STATIC_DIR / "app.css")],
         "js": (STATIC_DIR / "app.js").read_text(),
         "max_file_size": f"{int(services.settings.limits.max_upload_mb)}mb",
         "share": False,
-        "show_error": True,
+        "show_error": False,
+        "app_kwargs": {"middleware": [guard]},
     }

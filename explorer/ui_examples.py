@@ -3,11 +3,8 @@ cached lazily after first use (layout and wiring only; the rows are in explorer/
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +16,37 @@ from explorer.services import Services, Session
 from explorer.ui import user_errors
 
 
-@contextlib.contextmanager
-def _examples_cache(folder: Path) -> Iterator[None]:
-    """Gradio reads its example cache folder from the environment when ``gr.Examples`` is built."""
-    old = os.environ.get("GRADIO_EXAMPLES_CACHE")
-    os.environ["GRADIO_EXAMPLES_CACHE"] = str(folder)
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("GRADIO_EXAMPLES_CACHE", None)
-        else:
-            os.environ["GRADIO_EXAMPLES_CACHE"] = old
+def examples_cache_folder(services: Services, rows: list[list[str]]) -> Path:
+    """The cache folder of these rows: one per encoder checkpoint, gallery build and set of rows, so no change
+    ever shows stale results (``NotReadyError`` until start-up has loaded the encoder and the gallery)."""
+    services.startup.require_ready()
+    key = hashlib.sha256(
+        json.dumps(
+            [
+                services.info.name,
+                services.info.version,
+                services.info.checkpoint_sha256,
+                services.gallery_hash(services.default_gallery),
+                rows,
+            ]
+        ).encode()
+    ).hexdigest()
+    return services.cache_dir / "examples" / key[:16]
+
+
+def follow_cache_folder(examples: gr.Examples, folder_of: Any) -> None:
+    """Point ``examples``' lazy cache at ``folder_of()`` each time a row is loaded (the page is built before
+    start-up has loaded the encoder, so the folder is only known then); wraps the instance's method."""
+    load = examples.load_from_cache
+
+    def load_from_cache(example_id: int, request: Any = None) -> list[Any]:
+        folder = Path(folder_of()) / str(examples.dataset._id)
+        examples.cached_folder = folder
+        examples.cached_file = folder / "log.csv"
+        examples.cached_indices_file = folder / "indices.csv"
+        return load(example_id, request)
+
+    examples.load_from_cache = user_errors(load_from_cache)  # "not ready yet" as a message, not a trace
 
 
 def build_examples(
@@ -69,32 +85,19 @@ def build_examples(
             search_with_session(services, s, image, None, txt, comb, services.default_gallery, 12)
         return s
 
-    # one cache per encoder checkpoint, gallery build and set of rows: no change ever shows stale results
-    key = hashlib.sha256(
-        json.dumps(
-            [
-                services.info.name,
-                services.info.version,
-                services.info.checkpoint_sha256,
-                services.gallery_hash(services.default_gallery),
-                rows,
-            ]
-        ).encode()
-    ).hexdigest()
-    folder = services.cache_dir / "examples" / key[:16]
-    with _examples_cache(folder):
-        ex = gr.Examples(
-            examples=rows,
-            inputs=[ref_image, text, combiner],
-            outputs=[results, weights, status, record],
-            fn=run_example,
-            cache_examples=True,
-            cache_mode="lazy",
-            label="Examples: click a row to run it (reference · text · combiner)",
-            examples_per_page=len(rows),
-            api_name="run_example",
-            elem_id="examples",
-        )
+    ex = gr.Examples(
+        examples=rows,
+        inputs=[ref_image, text, combiner],
+        outputs=[results, weights, status, record],
+        fn=run_example,
+        cache_examples=True,
+        cache_mode="lazy",
+        label="Examples: click a row to run it (reference · text · combiner)",
+        examples_per_page=len(rows),
+        api_name="run_example",
+        elem_id="examples",
+    )
+    follow_cache_folder(ex, lambda: examples_cache_folder(services, rows))
     return ex.cache_event.then(
         adopt,
         [ref_image, text, combiner, session],

@@ -51,6 +51,9 @@ class ExploreTab:
     """Hooks the page needs after all tabs exist."""
 
     wire_deep_link: Any
+    benchmark: Any = None  #: the benchmark dropdown (refreshed when start-up adds evaluations)
+    map_gallery: Any = None  #: the Map tab's gallery dropdown (refreshed when start-up adds galleries)
+    redraw_map: Any = None  #: (fn, inputs, outputs) drawing the map again (run when start-up is done)
 
 
 def _default_combiner(combiners: list[str]) -> str | None:
@@ -303,7 +306,8 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
                 gr.Dropdown(choices=first_combs),  # the first evaluation's combiners; changes with the choice
             )
             wv = weights_view(b, c, 10) if b else (None, None, pd.DataFrame(), "")
-            mp = map_tab.draw(services.default_gallery, "kind", s, False)
+            ready = services.startup.ready  # the default gallery may still be being built
+            mp = map_tab.draw(services.default_gallery, "kind", s, False) if ready else (gr.skip(), gr.skip())
             fv = filter_view()
             common = (*lists, *listing, *wv, *mp, *fv)
             if link is None:
@@ -344,4 +348,6 @@ def build_explore_tab(services: Services, session: gr.State, search: SearchTab, 
             show_progress="hidden",
         )
 
-    return ExploreTab(wire_deep_link=wire_deep_link)
+    return ExploreTab(wire_deep_link=wire_deep_link, benchmark=bench, map_gallery=map_tab.gallery,
+                      redraw_map=(lambda g, c, s: map_tab.draw(g, c, s, False),
+                                  [map_tab.gallery, map_tab.colour, session], [map_tab.html, map_tab.message]))

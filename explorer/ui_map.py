@@ -29,6 +29,7 @@ class MapTab:
     html: gr.HTML
     message: gr.Markdown
     gallery: gr.Dropdown
+    colour: gr.Radio
     draw: Any
 
 
@@ -131,4 +132,4 @@ def build_map_tab(services: Services, session: gr.State, search: Any, tabs: gr.T
         [search.ref_image, search.ref_video, session, tabs],
         api_name="use_point",
     )
-    return MapTab(html=html, message=message, gallery=map_gallery, draw=draw)
+    return MapTab(html=html, message=message, gallery=map_gallery, colour=colour_by, draw=draw)

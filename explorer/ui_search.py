@@ -39,41 +39,6 @@ NEAR_DUPLICATE_INFO = (
 )
 
 
-def _image_message(exc: Exception, payload: Any) -> str:
-    """The media layer's message for an unreadable image upload (its own words), else a generic one."""
-    from covr_core.media import MediaError, load_image
-
-    try:
-        load_image(payload.path)
-    except MediaError as media_exc:
-        return str(media_exc)
-    except Exception:  # noqa: BLE001
-        pass
-    return f"This file is not a readable image ({type(exc).__name__})."
-
-
-def with_clear_upload_errors(component: Any, kind: str) -> Any:
-    """Make a component's unreadable uploads raise ``gr.Error`` with a clear message instead of Gradio's
-    preprocessing error (wraps the instance's ``preprocess``; a subclass would make Gradio write a .pyi)."""
-    original = component.preprocess
-
-    def preprocess(payload: Any) -> Any:
-        try:
-            return original(payload)
-        except gr.Error:
-            raise
-        except Exception as exc:  # noqa: BLE001 - becomes a message in the page
-            msg = (
-                _image_message(exc, payload)
-                if kind == "image"
-                else f"This file is not a readable video ({type(exc).__name__}); use mp4/webm/mov."
-            )
-            raise gr.Error(msg, print_exception=False) from None
-
-    component.preprocess = preprocess
-    return component
-
-
 @dataclass
 class SearchTab:
     """Components other tabs read or write, and how to show an outcome in this tab."""
@@ -88,6 +53,7 @@ class SearchTab:
     weights: gr.Plot
     status: gr.Markdown
     record: gr.JSON
+    pin_btn: gr.Button  #: wired by the Curate tab (pins belong to the visitor)
     search_outputs: list[Any]
     show: Any  #: callable(outcome, session, note="") -> values of ``search_outputs``
     stale_outputs: list[Any]  #: what a new query clears (open preview, sampled frames, comparison)
@@ -141,14 +107,12 @@ def build_search_tab(services: Services, session: gr.State, header: gr.Markdown)
                 height=260,
                 elem_id="ref-image",
             )
-            with_clear_upload_errors(ref_image, "image")
             ref_video = gr.Video(
                 label="…or a reference video (its middle frame is the query)",
                 sources=["upload"],
                 height=200,
                 elem_id="ref-video",
             )
-            with_clear_upload_errors(ref_video, "video")
             ref_status = gr.Markdown(elem_id="ref-status")
             frames_btn = gr.Button("Show the sampled frames", size="sm", elem_id="frames-btn")
             frames = gr.Gallery(
@@ -286,14 +250,6 @@ def build_search_tab(services: Services, session: gr.State, header: gr.Markdown)
         remember_reference(s, ref.key, item["id"], f"gallery:{item['id']}")
         return image, video, f"Reference: `{item['id']}` from the results (encoded).", s
 
-    @user_errors
-    def pin(image: Any, video: Any, s: Session | None) -> str:
-        s = _session(s)
-        if not s.last:
-            raise ValueError("Run a search first, then pin it.")
-        rec = services.curation.add(s.last, load_reference(image, video))
-        return f"Pinned `{rec['id']}` ({len(services.curation)} pinned; see the Curate tab)."
-
     # ------------------------------------------------------------------ events
     ref_image.change(
         encode_reference,
@@ -340,7 +296,6 @@ def build_search_tab(services: Services, session: gr.State, header: gr.Markdown)
     use_btn.click(
         use_selected, [session], [ref_image, ref_video, ref_status, session], api_name="use_as_reference"
     )
-    pin_btn.click(pin, [ref_image, ref_video, session], [status], api_name="pin")
     gallery.change(services.header_markdown, [gallery], [header], api_name="header", api_visibility="private")
     if rows:
         examples.success(clear_stale, None, stale_outputs, api_visibility="private", queue=False)
@@ -355,6 +310,7 @@ def build_search_tab(services: Services, session: gr.State, header: gr.Markdown)
         weights,
         status,
         record,
+        pin_btn,
         search_outputs,
         show,
         stale_outputs,

@@ -101,7 +101,7 @@ def run_embedding_job(kind: EmbeddingKind, opts: EmbedOptions) -> C.JobSummary:
         else:
             device = C.resolve_device(opts.device)
             encoder = opts.encoder if not isinstance(opts.encoder, str) else C.create_job_encoder(
-                opts.encoder, opts.checkpoint, opts.blip_source, device, opts.dtype)
+                opts.encoder, opts.checkpoint, opts.blip_source, device, opts.dtype, weights=opts.weights)
             runner, info = UnitRunner(kind, opts, encoder, device, plan), encoder.info
         job = _job_record(kind, opts, spec, listed, info, out)
         per_batch = kind.items_per_batch(plan, opts)

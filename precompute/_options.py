@@ -21,7 +21,8 @@ from typing import Any, Callable, Sequence
 
 from covr_core.datasets import DatasetSelection
 
-DTYPE_CHOICES = ("float32", "bfloat16", "float16")
+#: ``auto`` = bfloat16 on CUDA, float32 on CPU; an explicit name is used on every device
+DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 #: items per compacted part file (a "unit" of work: one Ray task, one segment file)
 CHUNK_ITEMS = 16384
@@ -100,10 +101,11 @@ class EmbedOptions(DatasetOptions):
 
     out: str | Path
     encoder: Any = "auto"  #: a name (auto, blip, lite) or an already loaded Encoder
+    weights: str | None = None  #: weight tag of the encoder (webvid-covr...) or a file (covr_core.factory)
     checkpoint: str | None = None
     blip_source: str | None = None
     device: str = "auto"
-    dtype: str = "bfloat16"
+    dtype: str = "auto"
     batch_size: int = 64
     num_workers: int = 0
     num_shards: int = 1

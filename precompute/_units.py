@@ -96,7 +96,8 @@ class UnitRunner:
     @classmethod
     def load(cls, kind: EmbeddingKind, opts: EmbedOptions, device: str) -> UnitRunner:
         """Load the encoder named by ``opts`` on ``device`` and read the plan from the part store."""
-        enc = C.create_job_encoder(opts.encoder, opts.checkpoint, opts.blip_source, device, opts.dtype)
+        enc = C.create_job_encoder(opts.encoder, opts.checkpoint, opts.blip_source, device, opts.dtype,
+                                    weights=opts.weights)
         return cls(kind, opts, enc, device)
 
     def run(self, unit: Unit, on_batch: Callable[[int], None] | None = None,

@@ -155,6 +155,7 @@ def _finalize_gallery(out: Path, stage: Path, stores: list[PartStore], job: dict
                             media_root=job["media_root"], index_type=index_type, provenance=prov)
     gallery.save(stage / "gallery")
     _move_files_in(stage / "gallery", out)
+    Gallery.record_files(out)  # thumbnails and frame strips written by the workers get their hashes too
 
 
 def _move_files_in(stage: Path, out: Path) -> None:

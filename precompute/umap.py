@@ -194,6 +194,7 @@ def run(**options: Any) -> dict:
         "seed": opts.seed, "k": opts.k, "count": len(emb), "fit_sample": len(result_map.sample) if sampled else None,
         "gallery": g.name, "encoder": g.manifest.get("encoder"), "embeddings_sha256": g.manifest.get("embeddings_sha256"),
         "placement": "knn-weighted-mean", "provenance": C.provenance()})
+    Gallery.record_files(folder, changed=(MAP_FILE, MAP_META))  # verified with the gallery on load
     result = {"gallery": str(folder), "count": len(emb), "method": method,
               "fit_sample": len(result_map.sample) if sampled else len(emb)}
     if opts.queries:

@@ -83,3 +83,32 @@ def open_page(browser, live_app):
     yield open_
     for ctx in contexts:
         ctx.close()
+
+
+#: A server configured as on a public Hugging Face Space, with small limits so that tests reach them quickly.
+PUBLIC_ENV = {
+    "SPACE_ID": "covr-tests/public",
+    "COVR_MAX_PENDING_PER_SESSION": "2",
+    "COVR_MAX_PENDING_PER_CLIENT": "4",
+    "COVR_MAX_PINS_PER_VISITOR": "3",
+    "COVR_MAX_EXPORTS_PER_VISITOR": "2",
+    "COVR_UPLOADS_PER_MINUTE": "20",
+    "COVR_EXPORT_MAX_AGE_S": "40",  # exports are deleted 10 s after their download starts
+}
+
+
+@pytest.fixture(scope="session")
+def public_app(tmp_path_factory, live_app):
+    """A server as on a public Space (``SPACE_ID`` set: private curation, proxy addresses) whose data folder
+    holds hostile galleries before it starts (helpers.hostile_galleries). ``live_app`` first: its built demo
+    gallery is the template copied here."""
+    from helpers.hostile_galleries import seed_before_start
+    from helpers.live_app import seed_data_dir
+
+    data = tmp_path_factory.mktemp("public") / "data"
+    data.mkdir()
+    seed_data_dir(data)
+    seed_before_start(data)
+    app = start_app(data, env=PUBLIC_ENV)
+    yield app
+    app.stop()

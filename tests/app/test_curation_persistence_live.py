@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 def _listed_ids(client) -> list[str]:
-    table = client.predict(api_name="/list_pinned")
+    table = client.predict(None, api_name="/list_pinned")  # no browser token: a local run shares one store
     rows = table.get("data", []) if isinstance(table, dict) else table
     return [str(r[0]) for r in rows]
 
@@ -25,7 +25,7 @@ def _pin(client, image: Path, text: str) -> str:
     _g, _s, record = search_parts(client.predict(handle_file(str(image)), None, text, "AVG", None, 5,
                                                  api_name="/search"))
     assert len(record["results"]) == 5
-    status = client.predict(handle_file(str(image)), None, api_name="/pin")
+    status = client.predict(handle_file(str(image)), None, None, api_name="/pin")
     assert "Pinned" in status, status
     return status.split("`")[1]
 
@@ -54,9 +54,9 @@ def test_pins_survive_a_restart(tmp_path):
         client2 = app2.client()
         assert set(pinned) <= set(_listed_ids(client2))
         for example_id in pinned:  # each can still be previewed and exported after the restart
-            preview = client2.predict(example_id, api_name="/preview_pinned")
+            preview = client2.predict(example_id, None, api_name="/preview_pinned")
             assert preview
-        zip_out = client2.predict(next(iter(pinned)), api_name="/export")
+        zip_out, _status = client2.predict(next(iter(pinned)), None, api_name="/export")
         zpath = zip_out["path"] if isinstance(zip_out, dict) else zip_out
         assert str(zpath).endswith(".zip")
     finally:

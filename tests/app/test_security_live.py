@@ -191,37 +191,26 @@ def test_filedata_path_given_as_url_is_refused(app, client, secret):
     assert len(record["results"]) == 5
 
 
-# ------------------------------------------------------------------------------------------ allowed paths
-def test_allowed_paths_cover_only_gallery_media(app):
-    """Every allowed path is a gallery media root or a gallery's thumbs/frames folder; never repo, data, /."""
+# ------------------------------------------------------------------------------------------ served folders
+def test_served_folders_are_only_gallery_media(app):
+    """Every folder the file route serves is a gallery's thumbs/ or frames/ or a media root the operator's
+    configuration allows (here the bundled assets/images and assets/videos); never the repo, data, /."""
+    from explorer.served_files import BUNDLED_MEDIA, ServedFiles
     from explorer.services import scan_galleries
 
+    policy = ServedFiles(app.data_dir)
     entries = scan_galleries(app.data_dir)
-    media_ok: set[Path] = set()
-    for e in entries.values():
-        mr = e.manifest.get("media_root")
-        if mr:
-            media_ok.add((Path(mr) if Path(mr).is_absolute() else e.folder / mr).resolve())
-        media_ok.update({(e.folder / "thumbs").resolve(), (e.folder / "frames").resolve()})
-    allowed = _launch_allowed_paths(app)
-    assert allowed, "no allowed_paths recorded"
-    forbidden = {Path("/").resolve(), REPO, app.data_dir.resolve(), Path.home().resolve(), Path("/tmp").resolve()}
-    for p in allowed:
-        assert p not in forbidden, p
-        assert p in media_ok, f"{p} is not gallery media (have {sorted(map(str, media_ok))})"
-
-
-def _launch_allowed_paths(app: LiveApp) -> list[Path]:
-    """The allowed paths the running app was launched with (explorer.ui.launch_kwargs on the same data)."""
-    from covr_core.settings import Settings
-    from explorer.services import Services
-    from explorer.ui import launch_kwargs
-
-    svc = Services.__new__(Services)  # only the gallery scan is needed: no encoder, no model
-    svc.settings = Settings(data_dir=app.data_dir)
-    svc.data_dir = app.data_dir.resolve()
-    svc.extra_galleries = []
-    return [Path(p).resolve() for p in launch_kwargs(svc)["allowed_paths"]]
+    assert entries
+    for entry in entries.values():
+        result = policy.folders_for(entry.folder, entry.manifest)
+        assert not result.problem, (entry.name, result.problem)
+        for folder in result.folders:
+            ok = folder in BUNDLED_MEDIA or (folder.parent == entry.folder and folder.name in ("thumbs", "frames"))
+            assert ok, folder
+        policy.register(result.folders)
+    forbidden = {Path("/").resolve(), REPO, REPO / "assets", app.data_dir.resolve(), Path.home().resolve(),
+                 Path("/tmp").resolve()}  # fmt: skip
+    assert not forbidden & set(policy.folders())
 
 
 # ------------------------------------------------------------------------------------------ temp files
@@ -277,16 +266,16 @@ def test_export_ids_cannot_leave_the_export_folder(app, client):
     outside = app.data_dir.parent / "pwned"
     for evil in ("../../pwned", "../../../../tmp/pwned", "/tmp/pwned", "..", "a/../../pwned"):
         with pytest.raises(AppError) as exc:
-            client.predict(evil, api_name="/export")
+            client.predict(evil, None, api_name="/export")
         msg = str(exc.value)
         assert "Traceback" not in msg and str(app.data_dir) not in msg, msg
     assert not outside.exists() and not list(Path("/tmp").glob("pwned*"))
     search(client, APPLE)
-    pinned = client.predict(handle_file(str(APPLE)), None, api_name="/pin")
+    pinned = client.predict(handle_file(str(APPLE)), None, None, api_name="/pin")
     assert "Pinned" in json.dumps(pinned, ensure_ascii=False)
-    zip_out = client.predict("", api_name="/export")
+    zip_out, _status = client.predict(None, api_name="/export_all")
     zpath = zip_out["path"] if isinstance(zip_out, dict) else zip_out
     assert zpath and str(zpath).endswith(".zip")
-    exports = app.data_dir / "cache" / "app" / "exports"
-    assert exports.is_dir() and list(exports.glob("*.zip"))
+    exports = app.temp_dir / "covr-exports"  # served in place from Gradio's upload folder, deleted later
+    assert exports.is_dir() and list(exports.rglob("*.zip"))
     assert all(exports.resolve() in p.resolve().parents for p in exports.rglob("*.zip"))

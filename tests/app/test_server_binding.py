@@ -52,22 +52,23 @@ def test_launch_is_called_with_a_localhost_default():
         assert "127.0.0.1" in consts and "0.0.0.0" not in consts, consts
 
 
-def test_launch_kwargs_never_share():
+def test_launch_kwargs_never_share(tmp_path):
+    from covr_core.settings import Settings
+    from explorer.served_files import ServedFiles, ServedFilesGuard
     from explorer.ui import launch_kwargs
 
     class _S:  # the smallest stand-in launch_kwargs reads: no galleries, default limits
-        from covr_core.settings import Settings
-
-        settings = Settings()
-
-        @staticmethod
-        def media_roots():
-            return []
+        settings = Settings(data_dir=tmp_path)
+        data_dir = tmp_path
+        cache_dir = tmp_path / "cache" / "app"
+        served = ServedFiles(tmp_path)
 
     kwargs = launch_kwargs(_S())
     assert kwargs.get("share") in (False, None)
     assert "server_name" not in kwargs or kwargs["server_name"] == "127.0.0.1"
-    assert kwargs.get("allowed_paths") == []
+    assert kwargs.get("allowed_paths") == [str(_S.cache_dir)]  # result copies only; the guard serves media
+    assert kwargs.get("show_error") is False  # raw exception text never reaches the page
+    assert [m.cls for m in kwargs["app_kwargs"]["middleware"]] == [ServedFilesGuard]
 
 
 @pytest.mark.slow

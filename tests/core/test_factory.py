@@ -1,4 +1,7 @@
-"""Encoder selection: blip / lite / auto, offline fallback with a reason, never hanging on the network."""
+"""Encoder selection: blip / lite / auto, offline fallback with a reason, never hanging on the network.
+
+``auto`` wants the real CoVR model: the BLIP-L base config (Salesforce/blip-itm-large-coco) plus the
+webvid-covr checkpoint (lucas-ventura/CoVR); the base alone is not CoVR and does not count."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from covr_core import factory
+from covr_core import pretrained
 from covr_core.factory import (
     BLIP_HUB_ID,
     EncoderChoice,
@@ -17,6 +20,9 @@ from covr_core.factory import (
     list_encoders,
     resolve_encoder_choice,
 )
+from covr_core.pretrained import WeightsUnavailableError
+
+COVR_HUB_ID = "lucas-ventura/CoVR"
 
 
 @pytest.fixture
@@ -36,7 +42,7 @@ def no_probe(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the hub must not be probed here")
 
-    monkeypatch.setattr(factory, "probe_hub", refuse)
+    monkeypatch.setattr(pretrained, "probe_urls", refuse)
 
 
 def _fake_hf_cache(hf_home: Path, repo_id: str, files=("config.json", "model.safetensors")) -> Path:
@@ -53,7 +59,7 @@ def _fake_hf_cache(hf_home: Path, repo_id: str, files=("config.json", "model.saf
 
 
 def test_list_encoders():
-    assert list_encoders() == ["blip", "lite"]
+    assert list_encoders() == ["blip-large", "lite", "blip", "blip-l"]
 
 
 def test_auto_falls_back_to_lite_offline_and_says_why(offline_env, no_probe):
@@ -62,20 +68,25 @@ def test_auto_falls_back_to_lite_offline_and_says_why(offline_env, no_probe):
     assert choice.name == "lite" and choice.fallback
     assert BLIP_HUB_ID in choice.reason
     assert "HF_HUB_OFFLINE" in choice.reason
-    assert "huggingface-cli download" in choice.reason and "COVR_BLIP_SOURCE" in choice.reason
+    assert "hf download" in choice.reason and "COVR_BLIP_SOURCE" in choice.reason
+    assert "huggingface-cli" not in choice.reason  # huggingface_hub 2.x ships `hf`
 
 
-def test_auto_picks_blip_from_the_local_cache_without_network(offline_env, no_probe):
+def test_auto_picks_covr_from_the_local_cache_without_network(offline_env, no_probe):
+    _fake_hf_cache(offline_env / "hf_home", BLIP_HUB_ID, files=("config.json",))
+    _fake_hf_cache(offline_env / "hf_home", COVR_HUB_ID, files=("webvid-covr.ckpt",))
+    choice = resolve_encoder_choice("auto")
+    assert choice.name == "blip-large" and not choice.fallback
+    assert choice.weights == f"webvid-covr ({COVR_HUB_ID}/webvid-covr.ckpt)"
+    assert choice.plan.base == BLIP_HUB_ID
+    assert "found locally" in choice.reason
+
+
+def test_the_bare_base_is_not_the_covr_model(offline_env, no_probe):
+    """BLIP-L COCO weights alone are CoVR's initialisation, not CoVR: auto does not pick them."""
     _fake_hf_cache(offline_env / "hf_home", BLIP_HUB_ID)
     choice = resolve_encoder_choice("auto")
-    assert choice.name == "blip" and not choice.fallback
-    assert choice.source == BLIP_HUB_ID
-    assert "local Hugging Face cache" in choice.reason
-
-
-def test_cache_with_config_but_no_weights_is_not_enough(offline_env, no_probe):
-    _fake_hf_cache(offline_env / "hf_home", BLIP_HUB_ID, files=("config.json",))
-    assert resolve_encoder_choice("auto").name == "lite"
+    assert choice.name == "lite" and "webvid-covr.ckpt" in choice.reason
 
 
 def test_local_folder_source(offline_env, no_probe, monkeypatch):
@@ -87,7 +98,7 @@ def test_local_folder_source(offline_env, no_probe, monkeypatch):
     assert choice.name == "lite" and "no model weights" in choice.reason
     (folder / "model.safetensors").write_bytes(b"")
     choice = resolve_encoder_choice("auto")
-    assert choice.name == "blip" and choice.source == str(folder)
+    assert choice.name == "blip-large" and choice.plan.base == str(folder) and choice.plan.base_has_weights
     monkeypatch.setenv("COVR_BLIP_SOURCE", str(offline_env / "missing"))
     choice = resolve_encoder_choice("auto")
     assert choice.name == "lite" and "does not exist" in choice.reason
@@ -99,8 +110,8 @@ def test_env_and_explicit_names(offline_env, no_probe, monkeypatch):
     assert resolve_encoder_choice(None).name == "lite"
     assert not resolve_encoder_choice(None).fallback
     monkeypatch.setenv("COVR_ENCODER", "blip")
-    choice = resolve_encoder_choice(None)  # explicit blip: no availability check, load errors surface
-    assert choice.name == "blip" and choice.source == BLIP_HUB_ID
+    with pytest.raises(WeightsUnavailableError, match="HF_HUB_OFFLINE"):  # explicit blip: no silent fallback
+        resolve_encoder_choice(None)
     assert resolve_encoder_choice("lite").name == "lite"  # an explicit name beats the environment
     monkeypatch.setenv("COVR_ENCODER", "clip")
     with pytest.raises(ValueError, match="unknown encoder 'clip'"):
@@ -140,7 +151,7 @@ def local_hub(offline_env, monkeypatch):
 def test_probe_reachable_hub_picks_blip(local_hub):
     local_hub(200)
     choice = resolve_encoder_choice("auto")
-    assert choice.name == "blip" and "downloaded from the model hub" in choice.reason
+    assert choice.name == "blip-large" and "will be downloaded from the model hub" in choice.reason
 
 
 def test_probe_missing_repo_falls_back(local_hub):
@@ -166,13 +177,28 @@ def test_probe_gives_up_on_a_silent_server(offline_env, monkeypatch):
 
 
 def test_explicit_blip_without_weights_fails_fast_with_advice(offline_env, no_probe):
-    with pytest.raises(RuntimeError, match="HF_HUB_OFFLINE") as err:
+    with pytest.raises(WeightsUnavailableError, match="HF_HUB_OFFLINE") as err:
         create_encoder("blip")
-    assert "huggingface-cli download" in str(err.value)
+    assert f"hf download {COVR_HUB_ID} webvid-covr.ckpt" in str(err.value)
+
+
+def test_explicit_blip_with_a_silent_hub_gives_up(offline_env, monkeypatch):
+    """No weights cached, a hub that never answers: the probe's time limit ends it with a clear error."""
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    try:
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{sock.getsockname()[1]}")
+        monkeypatch.setenv("COVR_HUB_PROBE_TIMEOUT", "0.3")
+        with pytest.raises(WeightsUnavailableError, match="could not be reached|did not answer within"):
+            create_encoder("blip")
+    finally:
+        sock.close()
 
 
 def test_checkpoint_needs_blip(offline_env, no_probe):
-    with pytest.raises(ValueError, match="needs the blip encoder"):
+    with pytest.raises(ValueError, match="needs a BLIP encoder"):
         create_encoder("lite", checkpoint="covr.ckpt")
 
 

@@ -227,24 +227,34 @@ def test_killed_save_keeps_old_gallery_and_temp_ignored(saved: tuple[Gallery, Pa
         (lambda f: _set_manifest(f, dim=DIM), None),  # unchanged value: still loads
     ],
 )
-def test_missing_corrupt_or_disagreeing_files_refuse_to_load(saved, damage, match) -> None:
+@pytest.mark.parametrize("hashes", [True, False], ids=["recorded-hashes", "cheap-checks-only"])
+def test_missing_corrupt_or_disagreeing_files_refuse_to_load(saved, damage, match, hashes) -> None:
+    """With recorded hashes a damaged file is refused by its size or sha256; without them (a trusted caller
+    opening a gallery with verify=False and no 'files' table) the cheap consistency checks still refuse it."""
     _, folder = saved
+    if not hashes:
+        _drop_manifest_keys(folder, "files")
     damage(folder)
+    load = (lambda: Gallery.load(folder)) if hashes else (lambda: Gallery.load(folder, verify=False))
     if match is None:
-        Gallery.load(folder)
+        load()
         return
-    with pytest.raises(GalleryError, match=match):
-        Gallery.load(folder)
+    integrity = "|bytes but the manifest records|do(es)? not match the sha256" if hashes else ""
+    with pytest.raises(GalleryError, match=match + integrity):
+        load()
 
 
-def test_changed_embeddings_detected_by_verify(saved: tuple[Gallery, Path]) -> None:
+def test_changed_embeddings_refused_on_default_load(saved: tuple[Gallery, Path]) -> None:
+    """Same shape, same dtype, different values: the default load refuses it (sha256 of the file)."""
     _, folder = saved
     emb = np.load(folder / "embeddings.npy")
     emb[3] = emb[4]
     np.save(folder / "embeddings.npy", emb)
-    Gallery.load(folder)  # cheap checks pass (same shape and dtype)
-    with pytest.raises(GalleryError, match="embeddings_sha256"):
-        Gallery.load(folder, verify=True)
+    with pytest.raises(GalleryError, match="embeddings.npy does not match the sha256"):
+        Gallery.load(folder)
+    gallery = Gallery.load(folder, verify=False)  # a trusted caller can still open it; verify() says why
+    with pytest.raises(GalleryError, match="embeddings.npy does not match"):
+        gallery.verify()
 
 
 def test_missing_folder_is_a_gallery_error(tmp_path: Path) -> None:
@@ -255,6 +265,13 @@ def test_missing_folder_is_a_gallery_error(tmp_path: Path) -> None:
 def _truncate(path: Path) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
+
+
+def _drop_manifest_keys(folder: Path, *keys: str) -> None:
+    m = json.loads((folder / "manifest.json").read_text())
+    for key in keys:
+        m.pop(key, None)
+    (folder / "manifest.json").write_text(json.dumps(m))
 
 
 def _set_manifest(folder: Path, **changes) -> None:
@@ -293,6 +310,8 @@ def test_duplicate_ids_in_items_file_are_refused_on_first_lookup(saved: tuple[Ga
     table = pd.read_parquet(folder / "items.parquet")
     table.loc[5, "id"] = "img4"
     table.to_parquet(folder / "items.parquet")
+    _drop_manifest_keys(folder, "files")
+    Gallery.record_files(folder)  # a hand-made gallery whose recorded hashes include the duplicates
     g = Gallery.load(folder, ENC)  # checked lazily: hashing 1M ids would cost ~1 s of every start
     with pytest.raises(GalleryError, match="duplicate item ids"):
         g.row_of("img1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -34,13 +35,23 @@ def test_env_overrides_every_variable(tmp_path):
         "COVR_MAX_VIDEO_PIXELS": "921600",
         "COVR_MAX_TEXT_CHARS": "200",
         "COVR_MAX_CONCURRENT_JOBS": "4",
+        "COVR_MAX_IMAGE_ASPECT": "8",
+        "COVR_MAX_QUEUE_SIZE": "10",
+        "COVR_MAX_PENDING_PER_SESSION": "2",
+        "COVR_MAX_PENDING_PER_CLIENT": "5",
+        "COVR_UPLOADS_PER_MINUTE": "7",
+        "COVR_MAX_PINS_PER_VISITOR": "9",
+        "COVR_MAX_EXPORTS_PER_VISITOR": "1",
+        "COVR_EXPORT_MAX_AGE_S": "60",
         "COVR_DATA_DIR": str(tmp_path / "d"),
+        "COVR_MEDIA_ROOTS": f"{tmp_path / 'm1'}{os.pathsep} {tmp_path / 'm2'} ",
         "UNRELATED": "x",
     }
     assert set(env) - {"UNRELATED"} == set(ENV_VARS)
     s = load_settings(env)
-    assert s.limits == Limits(12.5, 1_000_000, 4096, 30.0, 1280, 921600, 200, 4)
+    assert s.limits == Limits(12.5, 1_000_000, 4096, 30.0, 1280, 921600, 200, 4, 8.0, 10, 2, 5, 7, 9, 1, 60)
     assert s.data_dir == tmp_path / "d"
+    assert s.media_roots == (tmp_path / "m1", tmp_path / "m2")
     assert isinstance(s.limits.max_image_pixels, int) and isinstance(s.limits.max_upload_mb, float)
 
 
@@ -66,6 +77,9 @@ def test_empty_numeric_value_keeps_default():
         ("COVR_MAX_CONCURRENT_JOBS", "0"),
         ("COVR_MAX_TEXT_CHARS", "-1"),
         ("COVR_DATA_DIR", "   "),
+        ("COVR_MAX_QUEUE_SIZE", "0"),
+        ("COVR_MAX_IMAGE_ASPECT", "-2"),
+        ("COVR_MEDIA_ROOTS", "relative/folder"),
     ],
 )
 def test_invalid_values_raise_clear_errors(name, raw):
@@ -91,7 +105,7 @@ def test_every_setting_is_documented():
     readme = (ROOT / "README.md").read_text()
     rows = describe_settings(load_settings({}))
     assert [r[0] for r in rows] == list(ENV_VARS)
-    fields = {f.name for f in dataclasses.fields(Limits)} | {"data_dir"}
+    fields = {f.name for f in dataclasses.fields(Limits)} | {"data_dir", "media_roots"}
     assert {attr for attr, _, _ in ENV_VARS.values()} == fields
     for name in ENV_VARS:
         assert name in doc, f"{name} missing from the settings docstring table"

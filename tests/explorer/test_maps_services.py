@@ -7,13 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from explorer.curation import pinned_table
-from explorer.export import export_records, record_figure
+from explorer.curation import export_pinned, pinned_table
+from explorer.export import record_figure
 from explorer.export_figure import FigureOptions
 from explorer.maps import load_map_points, map_json, overlays_for, place_by_neighbours
 from explorer.search import search_with_session
 from explorer.services import Session, scan_galleries
-from explorer.spaces import gpu, spaces_available
+from explorer.visitors import identify
+
+LOCAL = identify(None, None, b"", private=False)  # the shared store of a local run
 
 
 def test_map_points_and_overlays(tiny_gallery):
@@ -39,14 +41,6 @@ def test_map_without_umap_file(tiny_gallery):
     assert "precompute.umap" in map_json(None)["layout"]["title"]["text"]
 
 
-def test_spaces_decorator_is_a_no_op_here():
-    def f(x):
-        return x + 1
-
-    assert not spaces_available()
-    assert gpu(f) is f and gpu(duration=5)(f) is f
-
-
 @pytest.mark.slow
 def test_services_galleries_header_and_thumbs(tiny_services):
     assert tiny_services.gallery_names() == ["pics"]
@@ -54,10 +48,11 @@ def test_services_galleries_header_and_thumbs(tiny_services):
     h = tiny_services.header_markdown()
     assert "blip-tiny" in h and tiny_services.info.short_sha in h and "9 items" in h and "`cpu`" in h
     assert "Lite offline encoder" not in h
-    roots = tiny_services.media_roots()
+    served = tiny_services.served
     folder = tiny_services.data_dir / "galleries" / "pics"
-    assert folder / "thumbs" in roots and folder / "frames" in roots and tiny_services.data_dir / "media" in roots
-    assert folder not in roots  # index, embeddings and manifest are never served
+    assert served.allows(tiny_services.data_dir / "media" / "p1.png")  # the media root inside the data folder
+    assert not served.allows(folder / "manifest.json")  # index, embeddings and manifest are never served
+    assert not served.allows(tiny_services.data_dir / "curated" / "x.png")
     assert tiny_services.thumb_url("pics", "p1").endswith("/media/p1.png")
     assert tiny_services.thumb_url("pics", "clip") == ""  # a video without thumbnail
     assert "MLP" not in tiny_services.combiners() and "AVG" in tiny_services.combiners()
@@ -80,12 +75,13 @@ def test_pin_render_and_export(tiny_services, tmp_path):
     remember_reference(s, make_reference(tiny_services, load_reference(img)).key)
     s.target_id = "p2"  # a ground truth for this reference
     out = search_with_session(tiny_services, s, img, None, "keep it", "IMAGE", "pics", 4).outcomes["IMAGE"]
-    rec = tiny_services.curation.add(s.last, Image.open(img))
-    assert pinned_table(tiny_services.curation)[-1][:4] == [rec["id"], "keep it", "IMAGE", f"1 of {out.scope}"]
-    ref = tiny_services.curation.reference_image(rec["id"])
+    store = tiny_services.curation.for_visitor(LOCAL)
+    rec = store.add(s.last, Image.open(img))
+    assert pinned_table(store)[-1][:4] == [rec["id"], "keep it", "IMAGE", f"1 of {out.scope}"]
+    ref = store.reference_image(rec["id"])
     fig = record_figure(tiny_services, rec, ref, FigureOptions(n_results=3))
     assert len(fig.axes) == 4
-    z = export_records(tiny_services, [(rec, ref)], tmp_path)
+    z = export_pinned(tiny_services, store, [rec["id"]], tmp_path / "one.zip", FigureOptions(n_results=3))
     with zipfile.ZipFile(z) as zf:
         names = zf.namelist()
         record = json.loads(zf.read(next(n for n in names if n.endswith("record.json"))))
@@ -94,9 +90,9 @@ def test_pin_render_and_export(tiny_services, tmp_path):
     assert [r["id"] for r in record["results"]] == out.ids
     assert record["target_rank"] == out.target_rank == 1 and f"rank 1 among {out.scope}" in tex
     assert record["checkpoint_sha256"] == tiny_services.info.checkpoint_sha256
-    tiny_services.curation.remove(rec["id"])
+    store.remove(rec["id"])
     with pytest.raises(ValueError, match="Nothing to export"):
-        export_records(tiny_services, [], tmp_path)
+        export_pinned(tiny_services, store, None, tmp_path / "all.zip")
     assert np.isfinite(out.weights).all()
 
 

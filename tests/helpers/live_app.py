@@ -1,7 +1,10 @@
 """Start the real app (``python app.py --encoder lite``) as a subprocess for live-server tests and benches.
 
 ``start_app(data_dir, env=...)`` launches the server on a free port with its own ``COVR_DATA_DIR`` and
-``GRADIO_TEMP_DIR`` and waits until the page answers; ``LiveApp.stop()`` ends it (SIGTERM, then SIGKILL).
+``GRADIO_TEMP_DIR``, waits until the page answers and then, by default, until the app's start-up work is
+done (``/startup_status``: encoder loaded, demo gallery built, map and mini benchmark made), so tests see
+the app as a user does once it says Ready; ``wait="page"`` returns as soon as the page answers (the
+start-up experience), ``wait="ready"`` once Search works. ``LiveApp.stop()`` ends it (SIGTERM, SIGKILL).
 The first start in a process builds the demo gallery (and the mini benchmarks) in its data folder; later
 starts with an empty data folder copy those built folders from that first one instead of rebuilding,
 so each extra server costs only the encoder load.
@@ -22,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+WAITS = ("page", "ready", "done")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = float(os.environ.get("COVR_TEST_START_TIMEOUT", "900"))
@@ -78,6 +83,36 @@ class LiveApp:
         except httpx.HTTPError:
             return False
 
+    def startup_status(self) -> dict:
+        """The app's start-up state (``/startup_status``): ready, done, error, now, steps."""
+        import json
+
+        answer = call_api(self, "startup_status", [], timeout=60)
+        for line in answer.splitlines():
+            if line.startswith("data: ") and "event: complete" in answer:
+                value = json.loads(line[len("data: "):])
+                return value[0] if isinstance(value, list) else value
+        raise RuntimeError(f"/startup_status gave no answer: {answer[:500]}")
+
+    def wait_startup(self, until: str = "done", timeout: float = START_TIMEOUT_S, poll_s: float = 1.0) -> dict:
+        """Poll ``/startup_status`` until ``until`` ("ready" or "done"); RuntimeError with the log when the
+        start-up fails, the process exits or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        status: dict = {}
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"app exited with code {self.proc.returncode}:\n{self.log()[-6000:]}")
+            try:
+                status = self.startup_status()
+            except (RuntimeError, httpx.HTTPError):
+                status = {}
+            if status.get("error"):
+                raise RuntimeError(f"app start-up failed: {status['error']}\n{self.log()[-6000:]}")
+            if status.get(until):
+                return status
+            time.sleep(poll_s)
+        raise RuntimeError(f"app not {until} within {timeout:.0f} s ({status.get('now')}):\n{self.log()[-6000:]}")
+
     def log(self) -> str:
         """The server's stdout + stderr so far."""
         try:
@@ -99,7 +134,7 @@ class LiveApp:
                 self.proc.wait(timeout=timeout)
 
 
-def _seed_data_dir(data_dir: Path) -> None:
+def seed_data_dir(data_dir: Path) -> None:
     """Copy the demo gallery and mini benchmarks built by an earlier server into an empty ``data_dir``."""
     src = _template.get("data")
     if src is None or any(data_dir.iterdir()):
@@ -123,19 +158,22 @@ def _remember_template(data_dir: Path) -> None:
 def start_app(data_dir: str | Path, env: dict[str, str] | None = None, encoder: str = "lite",
               temp_dir: str | Path | None = None, args: list[str] | None = None,
               port: int | None = None, timeout: float = START_TIMEOUT_S, seed: bool = True,
-              poll_s: float = 1.0) -> LiveApp:
+              poll_s: float = 1.0, wait: str = "done") -> LiveApp:
     """Start ``python app.py --encoder <encoder>`` with ``COVR_DATA_DIR=data_dir`` and wait until it serves.
 
     ``env`` adds or overrides environment variables (limits, ``GRADIO_SERVER_NAME``...).
     ``GRADIO_TEMP_DIR`` is ``temp_dir`` (default: ``<data_dir>/../gradio-tmp``). Raises
     ``RuntimeError`` with the server log when it exits or does not answer within ``timeout``.
     ``seed=False`` never copies an earlier server's built data (benchmarks of a cold start); ``poll_s`` is
-    how often the page is tried.
+    how often the page is tried; ``wait`` is what to wait for: "page", "ready" (Search works) or "done"
+    (the default: every start-up step ended).
     """
+    if wait not in WAITS:
+        raise ValueError(f"wait must be one of {WAITS}")
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     if seed:
-        _seed_data_dir(data_dir)
+        seed_data_dir(data_dir)
     temp_dir = Path(temp_dir) if temp_dir else data_dir.parent / f"{data_dir.name}-gradio-tmp"
     temp_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
@@ -162,11 +200,20 @@ def start_app(data_dir: str | Path, env: dict[str, str] | None = None, encoder: 
         if proc.poll() is not None:
             raise RuntimeError(f"app exited with code {proc.returncode}:\n{app.log()[-6000:]}")
         try:
-            if httpx.get(app.url, timeout=10).status_code == 200:
-                _remember_template(data_dir)
-                return app
+            answered = httpx.get(app.url, timeout=10).status_code == 200
         except httpx.HTTPError:
-            pass
+            answered = False
+        if answered:
+            if wait == "page":
+                return app
+            try:
+                app.wait_startup(wait, timeout=max(1.0, deadline - time.monotonic()), poll_s=poll_s)
+            except RuntimeError:
+                app.stop()
+                raise
+            if wait == "done":
+                _remember_template(data_dir)
+            return app
         time.sleep(poll_s)
     app.stop()
     raise RuntimeError(f"app did not answer within {timeout:.0f} s:\n{app.log()[-6000:]}")
