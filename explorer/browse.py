@@ -232,16 +232,19 @@ class QueryView:
 
     detail: dict[str, Any]
     gallery: str
-    reference_path: str | None
-    target_path: str | None
-    results: list[tuple[str, str]]  #: (media path, "#rank · score · id")
+    reference_path: str | None  #: an image (a video reference gives its middle frame): the query image
+    target_path: str | None  #: the target's media (image or video)
+    results: list[tuple[str, str]]  #: (media path, "#rank · id · score")
+    reference_media: str | None = None  #: the reference's media (image or video)
 
     def markdown(self) -> str:
         """Caption, ids, rank and weights of the query."""
         d = self.detail
         w = d["weights"]
         rank = d["rank"]
-        rank_txt = f"rank of the target: **{rank}**" if rank and rank > 0 else "no labelled target"
+        among = d.get("among")
+        rank_txt = (f"rank of the target: **{rank}**" + (f" among {among}" if among else "")
+                    if rank and rank > 0 else "no labelled target")
         return (
             f"**{d['benchmark']} · query {d['query_id']}** ({d['combiner']}: "
             f"w_mm {w[0]:.2f}, w_img {w[1]:.2f}, "
@@ -252,12 +255,17 @@ class QueryView:
 
 def open_query(services: Any, bench_name: str, query_id: str, combiner: str | None = None) -> QueryView:
     """Resolve a benchmark query's media through the services' galleries (missing files become None)."""
-    from explorer.search import is_video_path, outlined_copy, video_still_path
+    from explorer.query import Hit, benchmark_removed, candidate_count, scope_text
+    from explorer.search import benchmark_protocol, default_combiner, is_video_path, outlined_copy
+    from explorer.search import video_still_path
 
     bench = services.get_benchmark(bench_name)
-    combiner = combiner if combiner in bench.combiners else bench.combiners[0]
+    combiner = combiner if combiner in bench.combiners else default_combiner(bench.combiners)
     d = query_detail(bench, str(query_id), combiner)
     gname = services.gallery_for_benchmark(bench)
+    gal, proto = services.get_gallery(gname), benchmark_protocol(bench)
+    removed = benchmark_removed(gal, proto, d["reference"], d["target"])
+    d["among"] = scope_text(candidate_count(gal, proto, removed.reference), proto.noun)
 
     def path_of(item_id: str | None) -> str | None:
         if not item_id:
@@ -268,7 +276,7 @@ def open_query(services: Any, bench_name: str, query_id: str, combiner: str | No
             return None
         return str(p) if Path(p).exists() else None
 
-    ref = path_of(d["reference"])
+    ref_media = ref = path_of(d["reference"])
     if ref and is_video_path(ref):
         ref = video_still_path(ref, services.cache_dir)
     results = []
@@ -279,7 +287,8 @@ def open_query(services: Any, bench_name: str, query_id: str, combiner: str | No
         is_t = d["target"] is not None and iid == d["target"]
         if is_t and not is_video_path(p):
             p = outlined_copy(p, services.cache_dir / "outlined")
-        results.append((p, f"#{r} · {s:.3f} · {iid}" + (" · ✔ target" if is_t else "")))
+        results.append((p, Hit(r, iid, s, "", p, is_target=is_t).label))
     return QueryView(
-        detail=d, gallery=gname, reference_path=ref, target_path=path_of(d["target"]), results=results
+        detail=d, gallery=gname, reference_path=ref, target_path=path_of(d["target"]), results=results,
+        reference_media=ref_media,
     )

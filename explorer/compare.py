@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 import pandas as pd
-from PIL import Image
 
-from explorer.search import SearchOutcome, search_embeddings, validate_text
+from explorer.query import QueryResult, SearchOutcome
 
 
 @dataclass
@@ -17,7 +15,7 @@ class CompareOutcome:
     """Per-combiner outcomes plus summary tables."""
 
     outcomes: dict[str, SearchOutcome]
-    table: pd.DataFrame  #: combiner, w_mm, w_img, w_txt, target_rank, top1
+    table: pd.DataFrame  #: combiner, w_mm, w_img, w_txt, target_rank, among, top1
     overlap: pd.DataFrame  #: square, |top-k(A) ∩ top-k(B)| / k
     elapsed_s: float
 
@@ -36,7 +34,7 @@ def topk_overlap(ids: dict[str, Sequence[str]]) -> pd.DataFrame:
 
 
 def compare_table(outcomes: dict[str, SearchOutcome]) -> pd.DataFrame:
-    """One row per combiner: its weights, the target's rank (if known) and its top-1 id."""
+    """One row per combiner: its weights, the target's rank (if known) with its scope, and its top-1 id."""
     rows = []
     for name, o in outcomes.items():
         rows.append(
@@ -46,41 +44,19 @@ def compare_table(outcomes: dict[str, SearchOutcome]) -> pd.DataFrame:
                 "w_img": round(float(o.weights[1]), 3),
                 "w_txt": round(float(o.weights[2]), 3),
                 "target_rank": o.target_rank if o.target_rank is not None else "",
+                "among": o.scope,
                 "top1": o.hits[0].id if o.hits else "",
             }
         )
-    return pd.DataFrame(rows, columns=["combiner", "w_mm", "w_img", "w_txt", "target_rank", "top1"])
+    return pd.DataFrame(rows, columns=["combiner", "w_mm", "w_img", "w_txt", "target_rank", "among", "top1"])
 
 
-def run_compare(
-    encoder: Any,
-    gallery: Any,
-    gallery_name: str,
-    image: Image.Image,
-    text: str,
-    combiners: Sequence[str],
-    k: int = 12,
-    mlp: Any = None,
-    target_id: str | None = None,
-    exclude_ids: Sequence[str] = (),
-) -> CompareOutcome:
-    """Encode once, then combine and search with each combiner (``exclude_ids``: hidden items, e.g. the
-    reference itself)."""
-    text = validate_text(text)
-    if not combiners:
-        raise ValueError("no combiner available")
-    t0 = time.perf_counter()
-    emb = encoder.encode_query(image, text)
-    exclude = list(exclude_ids) if exclude_ids is not None else []
-    outcomes = {
-        c: search_embeddings(
-            gallery, gallery_name, emb, text, c, k, mlp=mlp, target_id=target_id, exclude_ids=exclude
-        )
-        for c in combiners
-    }
+def compare_outcome(result: QueryResult) -> CompareOutcome:
+    """The Compare view of one query run through several combiners (``explorer.query.run_query``)."""
+    outcomes = result.outcomes
     return CompareOutcome(
         outcomes=outcomes,
         table=compare_table(outcomes),
         overlap=topk_overlap({c: o.ids for c, o in outcomes.items()}),
-        elapsed_s=time.perf_counter() - t0,
+        elapsed_s=result.elapsed_s,
     )

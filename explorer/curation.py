@@ -26,6 +26,8 @@ from typing import Any
 from PIL import Image
 
 from covr_core.atomic import atomic_write_bytes
+from explorer.export import record_figure, write_export_zip
+from explorer.export_figure import FigureOptions
 from explorer.visitors import Visitor
 
 log = logging.getLogger(__name__)
@@ -195,70 +197,32 @@ class Exports:
         return True
 
 
-def item_image(services: Any, gallery_name: str, item_id: str) -> Image.Image:
-    """An item as a still image (videos give their middle frame)."""
-    from covr_core.media import load_image, middle_frame
-    from explorer.search import is_video_path
-
-    path = services.item_path(gallery_name, item_id)
-    return middle_frame(path) if is_video_path(path) else load_image(path)
-
-
-def render_record(
-    services: Any, record: dict[str, Any], reference: Image.Image | None, top_n: int = 5
-) -> Image.Image:
-    """The report PNG of a pinned record: reference -> text -> top ``top_n`` results (target outlined)."""
-    from explorer.export import ResultTile, render_example_png
-
-    tiles = []
-    for r in record.get("results", [])[:top_n]:
-        try:
-            img = item_image(services, record["gallery"], r["id"])
-        except (KeyError, ValueError, OSError) as exc:
-            log.warning("result %s not renderable: %s", r.get("id"), exc)
-            img = Image.new("RGB", (224, 224), (220, 220, 220))
-        tiles.append(
-            ResultTile(img, f"#{r['rank']} · {float(r['score']):.3f} · {r['id']}", bool(r.get("is_target")))
-        )
-    ref = reference if reference is not None else Image.new("RGB", (224, 224), (220, 220, 220))
-    title = f"{record.get('combiner')} · {record.get('encoder')} · {record.get('gallery')}"
-    q = record.get("query") or {}
-    return render_example_png(
-        ref,
-        str(record.get("text", "")),
-        tiles,
-        title=title,
-        reference_caption=str(q.get("reference") or "reference"),
-    )
-
-
-def export_pinned(services: Any, store: CurationStore, example_ids: list[str] | None, out_path: str | Path) -> Path:
+def export_pinned(
+    services: Any,
+    store: CurationStore,
+    example_ids: list[str] | None,
+    out_path: str | Path,
+    options: FigureOptions = FigureOptions(),
+) -> Path:
     """ZIP of the given pinned examples of ``store`` (all of them when ``example_ids`` is None) at
-    ``out_path``; an empty list is refused (nothing selected)."""
-    from explorer.export import write_export_zip
-
+    ``out_path``, each drawn with ``options`` (``explorer.export``); an empty list is refused (nothing selected)."""
     if example_ids is not None and not example_ids:
         raise ValueError("No example is selected: click a row of the table first, or use Export all.")
     records = store.list() if example_ids is None else [store.get(i) for i in example_ids]
     if not records:
         raise ValueError("Nothing to export: pin an example in the Search tab first.")
-    entries = [(rec, render_record(services, rec, store.reference_image(rec["id"]))) for rec in records]
-    return write_export_zip(entries, Path(out_path))
+    entries = [(rec, record_figure(services, rec, store.reference_image(rec["id"]), options)) for rec in records]
+    return write_export_zip(entries, Path(out_path), options)
 
 
 def pinned_table(store: CurationStore) -> list[list[Any]]:
-    """Rows for the Curate tab's list: id, text, combiner, target rank, top-1, gallery."""
+    """Rows for the Curate tab's list: id, text, combiner, target rank (with its scope), top-1, gallery."""
     rows = []
     for r in store.list():
         top1 = r.get("results", [{}])[0].get("id", "") if r.get("results") else ""
-        rows.append(
-            [
-                r["id"],
-                r.get("text", ""),
-                r.get("combiner", ""),
-                r.get("target_rank") or "",
-                top1,
-                r.get("gallery", ""),
-            ]
-        )
+        scope = r.get("rank_scope") or {}
+        rank = r.get("target_rank") or ""
+        if rank and scope.get("candidates"):
+            rank = f"{rank} of {scope['candidates']} {scope.get('noun', 'items')}"
+        rows.append([r["id"], r.get("text", ""), r.get("combiner", ""), rank, top1, r.get("gallery", "")])
     return rows

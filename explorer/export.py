@@ -1,23 +1,26 @@
-"""Report export: the study's figure layout as a PNG, a JSON record, Markdown + LaTeX snippets, a ZIP."""
+"""Report export of pinned examples: the figure (PDF + SVG + 300-dpi PNG, explorer.export_figure), the JSON
+record, Markdown and LaTeX snippets whose caption states the target's rank with its scope, in a ZIP."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+import logging
 import re
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from PIL import Image, ImageDraw, ImageFont
+from matplotlib.figure import Figure
+from PIL import Image
 
-TARGET_COLOUR = (44, 160, 44)
-TILE = 224
-PAD = 16
-ARROW_W = 200
+from explorer.export_figure import FigureOptions, Panel, render_example, smart_quotes, unquoted
+from covr_core.figure_style import FORMATS, PNG_DPI, rc_params
 
+log = logging.getLogger(__name__)
+
+PREVIEW_DPI = 200
 _LATEX_SPECIALS = {
     "\\": r"\textbackslash{}",
     "&": r"\&",
@@ -32,99 +35,28 @@ _LATEX_SPECIALS = {
 }
 
 
-@dataclass
-class ResultTile:
-    """One result shown in the figure: its image, a caption ("#1 · 0.83"), and whether it is the target."""
-
-    image: Image.Image
-    caption: str
-    is_target: bool = False
-
-
 def manifest_hash(manifest: dict[str, Any]) -> str:
     """sha256 of a gallery manifest in canonical JSON (sorted keys): identifies the exact gallery build."""
     blob = json.dumps(manifest, sort_keys=True, separators=(",", ":"), default=str).encode()
     return hashlib.sha256(blob).hexdigest()
 
 
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # very old Pillow without a scalable default font
-        return ImageFont.load_default()
-
-
-def _fit(img: Image.Image, size: int = TILE) -> Image.Image:
-    img = img.convert("RGB")
-    img.thumbnail((size, size))
-    canvas = Image.new("RGB", (size, size), (245, 245, 245))
-    canvas.paste(img, ((size - img.width) // 2, (size - img.height) // 2))
-    return canvas
-
-
-def _wrap(text: str, font: Any, width: int, draw: ImageDraw.ImageDraw, max_lines: int = 6) -> list[str]:
-    words, lines, cur = text.split(), [], ""
-    for word in words:
-        trial = f"{cur} {word}".strip()
-        if draw.textlength(trial, font=font) <= width or not cur:
-            cur = trial
-        else:
-            lines.append(cur)
-            cur = word
-    if cur:
-        lines.append(cur)
-    if len(lines) > max_lines:
-        lines = lines[:max_lines]
-        lines[-1] = lines[-1].rstrip(".") + " …"
-    return lines
-
-
-def render_example_png(
-    reference: Image.Image,
-    text: str,
-    results: Sequence[ResultTile],
-    title: str = "",
-    reference_caption: str = "reference",
-) -> Image.Image:
-    """Draw reference -> arrow labelled with the text -> results (the target outlined in green)."""
-    font, small = _font(17), _font(14)
-    n = len(results)
-    width = PAD + TILE + ARROW_W + n * (TILE + PAD) + PAD
-    top = PAD + (28 if title else 0)
-    height = top + TILE + 34 + PAD
-    img = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(img)
-    if title:
-        draw.text((PAD, PAD // 2), title, fill="black", font=font)
-    img.paste(_fit(reference), (PAD, top))
-    draw.text((PAD, top + TILE + 8), reference_caption[:30], fill=(60, 60, 60), font=small)
-    # arrow with the text above it
-    ax0, ax1, ay = PAD + TILE + 14, PAD + TILE + ARROW_W - 14, top + TILE // 2 + 30
-    draw.line([(ax0, ay), (ax1, ay)], fill="black", width=4)
-    draw.polygon([(ax1 + 8, ay), (ax1 - 10, ay - 9), (ax1 - 10, ay + 9)], fill="black")
-    lines = _wrap(f"“{text}”", small, ARROW_W - 24, draw)
-    ty = ay - 12 - 18 * len(lines)
-    for line in lines:
-        draw.text((ax0, ty), line, fill="black", font=small)
-        ty += 18
-    x = PAD + TILE + ARROW_W
-    for tile in results:
-        img.paste(_fit(tile.image), (x, top))
-        if tile.is_target:
-            draw.rectangle([x - 4, top - 4, x + TILE + 3, top + TILE + 3], outline=TARGET_COLOUR, width=6)
-        draw.text(
-            (x, top + TILE + 8),
-            tile.caption[:32],
-            fill=TARGET_COLOUR if tile.is_target else (60, 60, 60),
-            font=small,
-        )
-        x += TILE + PAD
-    return img
-
-
 def latex_escape(text: str) -> str:
     """Escape LaTeX special characters in user text."""
     return "".join(_LATEX_SPECIALS.get(c, c) for c in text)
+
+
+def latex_quoted(text: str) -> str:
+    """User text in LaTeX typographic quotes: ````text''``, inner double quotes as `` `...' ``."""
+    body = unquoted(text)
+    out = []
+    for i, ch in enumerate(body):
+        prev = body[i - 1] if i else " "
+        if ch in '"“”':
+            out.append("`" if (prev.isspace() or prev in "([{") and ch != "”" else "'")
+        else:
+            out.append(latex_escape(ch))
+    return "``" + "".join(out) + "''"
 
 
 def slugify(text: str, max_len: int = 40) -> str:
@@ -133,54 +65,158 @@ def slugify(text: str, max_len: int = 40) -> str:
     return (slug[:max_len].strip("-")) or "example"
 
 
-def example_snippets(record: dict[str, Any], png_name: str) -> tuple[str, str]:
-    """Markdown and LaTeX snippets describing one example figure."""
-    w = record.get("weights") or {}
-    wtxt = ", ".join(f"{k}={float(v):.2f}" for k, v in w.items())
+# ------------------------------------------------------------------------------------------- figure
+def item_image(services: Any, gallery_name: str, item_id: str) -> Image.Image:
+    """An item as a still image (videos give their middle frame)."""
+    from covr_core.media import load_image, middle_frame
+    from explorer.search import is_video_path
+
+    path = services.item_path(gallery_name, item_id)
+    return middle_frame(path) if is_video_path(path) else load_image(path)
+
+
+def reference_is_video(services: Any, record: dict[str, Any]) -> bool:
+    """Whether the record's reference was a video (uploaded, or a gallery / benchmark video)."""
+    q = record.get("query") or {}
+    if q.get("reference_kind"):
+        return q["reference_kind"] == "video"
+    return str(q.get("reference") or "").startswith("video:")
+
+
+def record_figure(
+    services: Any, record: dict[str, Any], reference: Image.Image | None, options: FigureOptions
+) -> Figure:
+    """The figure of a pinned record: its reference, text and top ``options.n_results`` results."""
+    blank = Image.new("RGB", (64, 64), (225, 225, 225))
+    panels = []
+    for r in record.get("results", [])[: options.n_results]:
+        try:
+            img = item_image(services, record["gallery"], r["id"])
+        except (KeyError, ValueError, OSError) as exc:
+            log.warning("result %s not renderable: %s", r.get("id"), exc)
+            img = blank
+        panels.append(
+            Panel(
+                img,
+                is_video=r.get("kind") == "video",
+                rank=int(r["rank"]),
+                item_id=str(r["id"]),
+                score=float(r["score"]),
+                is_target=bool(r.get("is_target")),
+            )
+        )
+    ref = Panel(reference if reference is not None else blank, is_video=reference_is_video(services, record))
+    return render_example(ref, str(record.get("text", "")), panels, options)
+
+
+def figure_png(fig: Figure, dpi: int = PREVIEW_DPI) -> Image.Image:
+    """The figure as a PIL image (the page's preview; the export writes 300 dpi)."""
+    import matplotlib
+
+    buf = io.BytesIO()
+    with matplotlib.rc_context(rc_params(getattr(fig, "_covr_font_pt", 8.0))):
+        fig.savefig(buf, format="png", dpi=dpi)
+    buf.seek(0)
+    return Image.open(buf).convert("RGB")
+
+
+def figure_files(fig: Figure) -> dict[str, bytes]:
+    """``figure.pdf`` / ``figure.svg`` / ``figure.png`` (300 dpi) as bytes (fonts embedded)."""
+    import matplotlib
+
+    out = {}
+    with matplotlib.rc_context(rc_params(getattr(fig, "_covr_font_pt", 8.0))):
+        for fmt in FORMATS:
+            buf = io.BytesIO()
+            fig.savefig(buf, format=fmt, dpi=PNG_DPI if fmt == "png" else None)
+            out[f"figure.{fmt}"] = buf.getvalue()
+    return out
+
+
+# ------------------------------------------------------------------------------------------- text
+def rank_sentence(record: dict[str, Any], shown: int) -> str:
+    """ "The target (green frame) is at rank 3 among 63 items." (the record's one rank, with its scope)."""
+    if not record.get("target_id"):
+        return ""
     rank = record.get("target_rank")
-    rank_txt = (
-        f"target at rank {rank}"
-        if rank
-        else "target unknown"
-        if not record.get("target_id")
-        else "target not in the shown results"
-    )
+    scope = record.get("rank_scope") or {}
+    among = f"{scope['candidates']} {scope.get('noun', 'items')}" if scope.get("candidates") else ""
+    if not rank:
+        return (
+            f"The target is not among the {among} searched."
+            if among
+            else "The target is not in this gallery."
+        )
+    where = f" among {among}" if among else ""
+    if rank <= shown:
+        return f"The target (green frame) is at rank {rank}{where}."
+    return f"The target is at rank {rank}{where} (not shown)."
+
+
+def example_snippets(record: dict[str, Any], options: FigureOptions, stem: str = "figure") -> tuple[str, str]:
+    """Markdown and LaTeX snippets that include the exported figure and a caption with the target's rank."""
+    shown = min(int(options.n_results), len(record.get("results", [])))
+    text, combiner = str(record.get("text", "")), str(record.get("combiner", ""))
     sha = (record.get("checkpoint_sha256") or "unknown")[:10]
-    md = (
-        f"![{record.get('text', '')}]({png_name})\n\n"
-        f"*Reference → “{record.get('text', '')}” → top results with {record.get('combiner')} "
-        f"({wtxt}); {rank_txt}. Encoder {record.get('encoder')} ({sha}), gallery {record.get('gallery')}.*\n"
+    encoder, gallery = str(record.get("encoder", "")), str(record.get("gallery", ""))
+    rank = rank_sentence(record, shown)
+    source = f"Encoder {encoder} ({sha}), gallery {gallery}."
+    md_caption = " ".join(
+        x
+        for x in (
+            f"Reference → {smart_quotes(text)} → top-{shown} results ({combiner} combiner).",
+            rank,
+            source,
+        )
+        if x
     )
-    label = slugify(str(record.get("id", "example")))
+    md = f"![{text}]({stem}.png)\n\n*{md_caption}*\n"
+    tex_caption = " ".join(
+        x
+        for x in (
+            f"Reference $\\rightarrow$ {latex_quoted(text)} $\\rightarrow$ top-{shown} results "
+            f"({latex_escape(combiner)} combiner).",
+            latex_escape(rank),
+            latex_escape(source),
+        )
+        if x
+    )
+    double = options.preset == "double"
+    env, width = ("figure*", r"\textwidth") if double else ("figure", r"\columnwidth")
     tex = (
-        "\\begin{figure}[t]\n  \\centering\n"
-        f"  \\includegraphics[width=\\linewidth]{{{png_name}}}\n"
-        f"  \\caption{{Reference $\\rightarrow$ "
-        f"``{latex_escape(str(record.get('text', '')))}'' $\\rightarrow$ "
-        f"top results with {latex_escape(str(record.get('combiner')))} ({latex_escape(wtxt)}); "
-        f"{latex_escape(rank_txt)}. Encoder {latex_escape(str(record.get('encoder')))} "
-        f"({latex_escape(sha)}).}}\n"
-        f"  \\label{{fig:{label}}}\n\\end{{figure}}\n"
+        f"\\begin{{{env}}}[t]\n  \\centering\n"
+        f"  \\includegraphics[width={width}]{{{stem}.pdf}}\n"
+        f"  \\caption{{{tex_caption}}}\n"
+        f"  \\label{{fig:{slugify(str(record.get('id', 'example')))}}}\n\\end{{{env}}}\n"
     )
     return md, tex
 
 
-def write_export_zip(entries: Sequence[tuple[dict[str, Any], Image.Image]], out_path: str | Path) -> Path:
-    """Write a ZIP holding, per example, ``<n>-<slug>/`` with figure.png, record.json, snippet.md/.tex."""
+# ------------------------------------------------------------------------------------------- zip
+def write_export_zip(
+    entries: Sequence[tuple[dict[str, Any], Figure]],
+    out_path: str | Path,
+    options: FigureOptions = FigureOptions(),
+) -> Path:
+    """A ZIP holding, per example, ``<n>-<slug>/``: figure.pdf, figure.svg, figure.png (300 dpi),
+    record.json (with the figure options) and snippet.md / snippet.tex."""
     if not entries:
         raise ValueError("nothing to export: pin at least one example")
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_suffix(out_path.suffix + ".tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for i, (record, png) in enumerate(entries, start=1):
+        for i, (record, fig) in enumerate(entries, start=1):
             folder = f"{i:02d}-{slugify(str(record.get('text') or record.get('id')))}"
-            buf = io.BytesIO()
-            png.save(buf, format="PNG")
-            zf.writestr(f"{folder}/figure.png", buf.getvalue())
-            zf.writestr(f"{folder}/record.json", json.dumps(record, indent=2, default=str))
-            md, tex = example_snippets(record, "figure.png")
+            for name, blob in figure_files(fig).items():
+                zf.writestr(f"{folder}/{name}", blob)
+            zf.writestr(
+                f"{folder}/record.json",
+                json.dumps({**record, "figure": options.as_dict()}, indent=2, default=str),
+            )
+            md, tex = example_snippets(record, options)
             zf.writestr(f"{folder}/snippet.md", md)
             zf.writestr(f"{folder}/snippet.tex", tex)
     tmp.replace(out_path)
     return out_path
+

@@ -9,10 +9,9 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from covr_core.types import WEIGHT_NAMES
-from explorer.weights import WeightHistograms, ternary_coordinates
+from covr_core.figure_style import WEIGHT_COLOURS
+from explorer.weights import WeightHistograms, jitter_on_simplex, same_weights_count
 
-#: One colour per weight, used everywhere (bar chart, histograms, report PNG).
-WEIGHT_COLOURS: dict[str, str] = {"w_mm": "#4C72B0", "w_img": "#DD8452", "w_txt": "#55A868"}
 #: Map colours per category (kind/split) and overlays.
 MAP_PALETTE = ["#8da0cb", "#fc8d62", "#66c2a5", "#e78ac3", "#a6d854", "#ffd92f", "#e5c494", "#b3b3b3"]
 OVERLAY_STYLE = {
@@ -69,47 +68,59 @@ def weights_histogram_figure(hist: WeightHistograms, title: str = "") -> go.Figu
     return _layout(fig, title or f"combiner weights over {hist.count} queries", height=340)
 
 
-def ternary_figure(df: pd.DataFrame, success_col: str = "success", label_col: str = "query_id") -> go.Figure:
-    """Ternary scatter of (w_mm, w_img, w_txt), coloured by success (True/False) when known."""
-    xy = ternary_coordinates(df[list(WEIGHT_NAMES)].to_numpy(dtype=float)) if len(df) else np.zeros((0, 2))
-    fig = go.Figure()
-    h = np.sqrt(3) / 2
-    fig.add_scatter(
-        x=[0, 1, 0.5, 0],
-        y=[0, 0, h, 0],
-        mode="lines",
-        line=dict(color="#888"),
-        hoverinfo="skip",
-        showlegend=False,
+def ternary_figure(
+    df: pd.DataFrame, success_col: str = "success", label_col: str = "query_id", spread: float = 0.015
+) -> go.Figure:
+    """Ternary scatter (plotly ``Scatterternary``) of (w_mm, w_img, w_txt), coloured by success at k.
+
+    Points are jittered on the simplex (``weights.jitter_on_simplex``) so that queries with equal weights
+    are all visible; the legend counts successes and failures; hovering a point gives its query, its true
+    weights and how many queries share them.
+    """
+    w = df[list(WEIGHT_NAMES)].to_numpy(dtype=float) if len(df) else np.zeros((0, 3))
+    shown = jitter_on_simplex(w, spread) if len(w) else w
+    shared = same_weights_count(w) if len(w) else np.zeros(0, int)
+    labels = (
+        df[label_col].astype(str).to_numpy() if label_col in df.columns else np.arange(len(df)).astype(str)
     )
-    for x, y, t in [(0.5, h + 0.05, "w_mm"), (-0.05, -0.05, "w_img"), (1.05, -0.05, "w_txt")]:
-        fig.add_annotation(x=x, y=y, text=t, showarrow=False)
-    groups: list[tuple[str, np.ndarray, str]]
     if success_col in df.columns:
         ok = df[success_col].astype(bool).to_numpy()
         groups = [("success", ok, "#2ca02c"), ("failure", ~ok, "#d62728")]
     else:
-        groups = [("queries", np.ones(len(df), bool), "#4C72B0")]
-    labels = (
-        df[label_col].astype(str).to_numpy() if label_col in df.columns else np.arange(len(df)).astype(str)
-    )
+        groups = [("queries", np.ones(len(df), bool), WEIGHT_COLOURS["w_mm"])]
+    fig = go.Figure()
     for name, mask, colour in groups:
-        w = df[list(WEIGHT_NAMES)].to_numpy(dtype=float)[mask]
         hover = [
-            f"{lab}<br>w_mm={a:.2f} w_img={b:.2f} w_txt={c:.2f}" for lab, (a, b, c) in zip(labels[mask], w)
+            f"query {lab}<br>w_mm={a:.3f} w_img={b:.3f} w_txt={c:.3f}"
+            + (f"<br>{n} queries share these weights" if n > 1 else "")
+            for lab, (a, b, c), n in zip(labels[mask], w[mask], shared[mask])
         ]
-        fig.add_scatter(
-            x=xy[mask, 0],
-            y=xy[mask, 1],
-            mode="markers",
-            name=name,
-            text=hover,
-            hoverinfo="text",
-            marker=dict(color=colour, size=6, opacity=0.7),
+        fig.add_trace(
+            go.Scatterternary(
+                a=shown[mask, 0],
+                b=shown[mask, 1],
+                c=shown[mask, 2],
+                mode="markers",
+                name=f"{name} ({int(mask.sum())})",
+                text=hover,
+                hoverinfo="text",
+                marker=dict(color=colour, size=7, opacity=0.55, line=dict(width=0.5, color="white")),
+            )
         )
-    fig.update_xaxes(visible=False, range=[-0.1, 1.1])
-    fig.update_yaxes(visible=False, range=[-0.1, 1.0], scaleanchor="x")
-    return _layout(fig, "ternary plot of the weights", height=360)
+    axis = dict(min=0, linewidth=1, ticks="outside", tickformat=".1f")
+    fig.update_layout(
+        ternary=dict(
+            sum=1,
+            aaxis=dict(title="w_mm", **axis),
+            baxis=dict(title="w_img", **axis),
+            caxis=dict(title="w_txt", **axis),
+        )
+    )
+    fixed = len(w) > 1 and bool((shared == len(w)).all())
+    title = f"weights of {len(w)} queries" + (
+        " (one fixed point, jittered to show every query)" if fixed else ""
+    )
+    return _layout(fig, title, height=380)
 
 
 def map_figure_json(

@@ -26,6 +26,7 @@ from covr_core.types import EncoderInfo
 from explorer.browse import Benchmark, benchmark_combiner_names, benchmark_stamp, find_benchmarks, load_benchmark
 from explorer.curation import CurationStores
 from explorer.export import manifest_hash
+from explorer.near_duplicates import NearDuplicateFinder
 from explorer.safety import public_message
 from explorer.served_files import ServedFiles
 from explorer.startup import NotReadyError, Startup
@@ -42,16 +43,17 @@ FILE_URL = "/gradio_api/file="
 class Session:
     """Per-user state: the current reference, the benchmark context and the last search (JSON-able)."""
 
-    reference_key: str | None = None
+    reference_key: str | None = None  #: encoder cache key of the current reference image
     reference_label: str = "upload"
-    reference_id: str | None = None  #: gallery id of the reference when it comes from a gallery/benchmark
+    #: gallery id of the reference when it comes from a gallery/benchmark; like the benchmark context it
+    #: belongs to ``reference_key``: another reference image ends both (explorer.search.remember_reference)
+    reference_id: str | None = None
     benchmark: str | None = None
     query_id: str | None = None
     target_id: str | None = None
-    benchmark_key: str | None = (
-        None  #: cache key of the benchmark's reference (another image ends the context)
-    )
     selected: int | None = None  #: index of the clicked result
+    show_kind: str = "all"  #: which results Search shows: all | image | video
+    hide_near_duplicates: bool = True  #: hide near-duplicates of the reference (explorer.near_duplicates)
     last: dict[str, Any] | None = None  #: JSON record of the last search
     last_query: list[float] | None = None  #: the last combined query vector (for the map)
 
@@ -139,6 +141,7 @@ class Services:
         limits = settings.limits
         self.private_curation = on_space()
         self.curation = CurationStores(self.data_dir / "curated", self.private_curation, limits.max_pins_per_visitor)
+        self.near_duplicates = NearDuplicateFinder()
         self.cache_dir = self.data_dir / "cache" / "app"
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.visitor_secret = load_secret(self.data_dir / "cache" / "visitor-secret")
@@ -243,11 +246,12 @@ class Services:
         with self._encode_lock:
             return self.encoder.prepare_reference(image)
 
-    def encode_query(self, image: Any, text: str) -> Any:
-        """The three query embeddings (the reference comes from the cache when prepared)."""
+    def encode_query(self, image: Any, text: str, key: str | None = None) -> Any:
+        """The three query embeddings (the reference comes from the cache when prepared; ``key``, the key
+        ``prepare_reference`` returned for ``image``, saves hashing it again)."""
         self.check_encoder_input(image)
         with self._encode_lock:
-            return self.encoder.encode_query(image, text)
+            return self.encoder.encode_query(image, text, key=key)
 
     # ---- galleries ----------------------------------------------------------------------------------
     def gallery_entries(self) -> dict[str, GalleryEntry]:

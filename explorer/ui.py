@@ -72,6 +72,8 @@ def build_demo(services: Services) -> gr.Blocks:
     gr.set_static_paths([str(plotly_js_path()), *(str(p) for p in services.served.folders())])
     services.gallery_entries()  # registers the galleries present now
 
+    from explorer.intro import intro_markdown
+
     with ExplorerBlocks(title="CoVR Explorer", delete_cache=delete_cache_setting()) as demo:
         demo.served = services.served
         demo.limits = services.settings.limits
@@ -80,8 +82,11 @@ def build_demo(services: Services) -> gr.Blocks:
         # survive them) is sent to the page, so it is derived from, never equal to, the server's HMAC secret
         storage_secret = hmac.new(services.visitor_secret, b"browser-state", hashlib.sha256).hexdigest()[:32]
         visitor = gr.BrowserState(None, storage_key="covr-visitor", secret=storage_secret)
-        header = gr.Markdown(services.header_markdown(), elem_id="covr-header")
+        gr.Markdown(intro_markdown(), elem_id="covr-intro")
+        banner = gr.Markdown(**banner_update(services), elem_id="covr-banner")
         startup = build_startup_panel(services)
+        with gr.Accordion("Encoder, checkpoint and gallery", open=False, elem_id="covr-details"):
+            header = gr.Markdown(services.header_markdown(), elem_id="covr-header")
         with gr.Tabs() as tabs:
             with gr.Tab("Search", id="search"):
                 search = build_search_tab(services, session, header)
@@ -94,7 +99,7 @@ def build_demo(services: Services) -> gr.Blocks:
             demo, startup, services, header,
             [(search.gallery, services.gallery_names), (search.combiner, services.combiners),
              (explore.benchmark, services.benchmark_names), (explore.map_gallery, services.gallery_names)],
-            on_done=[explore.redraw_map],
+            on_done=[explore.redraw_map, (lambda: gr.Markdown(**banner_update(services)), [], [banner])],
         )
         curate.wire_load(demo)
         demo.load(  # galleries appear (downloads) or become unusable while the app runs: re-scan on load
@@ -106,6 +111,17 @@ def build_demo(services: Services) -> gr.Blocks:
         )
     assign_encoder_pool(demo, services.settings.limits.max_concurrent_jobs)
     return demo
+
+
+def banner_update(services: Services) -> dict[str, Any]:
+    """The lite-encoder notice under the intro (``value`` and ``visible``); empty until the encoder is loaded."""
+    from explorer.intro import lite_banner
+
+    try:
+        text = lite_banner(services.info)
+    except NotReadyError:
+        text = ""
+    return {"value": text, "visible": bool(text)}
 
 
 def queue_kwargs(services: Services) -> dict[str, Any]:
@@ -139,6 +155,7 @@ def launch_kwargs(services: Services) -> dict[str, Any]:
         "allowed_paths": [str(services.cache_dir)],
         "blocked_paths": [str(services.data_dir / "curated")],
         "css_paths": [str(STATIC_DIR / "app.css")],
+        "js": (STATIC_DIR / "app.js").read_text(),
         "max_file_size": f"{int(services.settings.limits.max_upload_mb)}mb",
         "share": False,
         "show_error": False,

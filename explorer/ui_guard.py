@@ -41,7 +41,7 @@ ENCODER_POOL = "encoder"
 HEAVY_ENDPOINTS = frozenset({
     "search", "compare", "open_query", "open_deep_link", "encode_reference", "video_still", "sample_frames",
     "pin", "export", "export_all", "preview_pinned", "use_as_reference", "use_point", "filter_view",
-    "select_query", "highest_w_mm", "highest_w_img", "highest_w_txt",
+    "select_query", "highest_w_mm", "highest_w_img", "highest_w_txt", "run_example", "adopt_example",
 })  # fmt: skip
 NOT_UPLOADED = "This file was not uploaded through this page; please upload it again."
 

@@ -1,4 +1,5 @@
-"""Weight analysis of the study (§3.3-3.4): histograms of w_mm/w_img/w_txt, ternary coordinates, extremes."""
+"""Weight analysis of the study (§3.3-3.4): histograms of w_mm/w_img/w_txt, the ternary view's jitter and
+overlap counts, extremes, and combiners that rank identically."""
 
 from __future__ import annotations
 
@@ -44,18 +45,61 @@ def weight_histograms(
     return WeightHistograms(edges=edges, freq=freq, mean=mean, count=int(len(w)))
 
 
-def ternary_coordinates(weights: np.ndarray) -> np.ndarray:
-    """Map rows (w_mm, w_img, w_txt) on the simplex to 2-D points of an equilateral triangle.
-
-    Corners: w_mm=1 -> (0.5, sqrt(3)/2) (top), w_img=1 -> (0, 0), w_txt=1 -> (1, 0).
-    """
+def jitter_on_simplex(weights: np.ndarray, spread: float = 0.015, seed: int = 0) -> np.ndarray:
+    """Rows (w_mm, w_img, w_txt) moved by a small fixed-seed random offset that keeps them on the simplex,
+    so queries with equal weights (every query of a fixed combiner) show as a cloud instead of one dot.
+    For drawing only: the hover text gives the true weights."""
     w = np.asarray(weights, dtype=float).reshape(-1, 3)
-    s = w.sum(axis=1, keepdims=True)
-    s[s == 0] = 1.0
-    w = w / s
-    x = w[:, 2] + 0.5 * w[:, 0]
-    y = (np.sqrt(3) / 2) * w[:, 0]
-    return np.stack([x, y], axis=1)
+    noise = np.random.default_rng(seed).normal(0.0, spread, size=w.shape)
+    noise -= noise.mean(axis=1, keepdims=True)  # stays on the plane w_mm + w_img + w_txt = 1
+    out = np.clip(w + noise, 0.0, None)
+    total = out.sum(axis=1, keepdims=True)
+    total[total == 0] = 1.0
+    return out / total
+
+
+def same_weights_count(weights: np.ndarray, decimals: int = 3) -> np.ndarray:
+    """For each row, how many rows have the same weights (rounded to ``decimals``)."""
+    key = pd.Series([tuple(r) for r in np.round(np.asarray(weights, dtype=float).reshape(-1, 3), decimals)])
+    return key.map(key.value_counts()).to_numpy()
+
+
+def identical_combiners(per_query: pd.DataFrame) -> list[tuple[str, str]]:
+    """Pairs of combiners that rank every query of an evaluation identically (same target rank and same
+    stored top ids)."""
+    names = list(dict.fromkeys(per_query["combiner"].astype(str)))
+    ranked = {
+        c: per_query[per_query["combiner"].astype(str) == c].set_index("query_id").sort_index() for c in names
+    }
+    pairs = []
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            ra, rb = ranked[a], ranked[b]
+            if len(ra) != len(rb) or not ra.index.equals(rb.index):
+                continue
+            same_rank = (ra["rank"].astype("Int64").fillna(-1) == rb["rank"].astype("Int64").fillna(-1)).all()
+            same_top = all(list(x) == list(y) for x, y in zip(ra["top_ids"], rb["top_ids"]))
+            if same_rank and same_top:
+                pairs.append((a, b))
+    return pairs
+
+
+def identical_note(pairs: list[tuple[str, str]], encoder_info: object) -> str:
+    """A sentence per pair of identical combiners, with the reason when the encoder explains it."""
+    if not pairs:
+        return ""
+    fused = bool(getattr(encoder_info, "fused", True))
+    name = getattr(encoder_info, "name", "this")
+    lines = []
+    for a, b in pairs:
+        why = (
+            f"the {name} encoder has no fused image+text branch: its f_mm is computed from f_img and f_txt "
+            f"({getattr(encoder_info, 'note', '')}), so {a}'s and {b}'s queries can point the same way"
+            if not fused
+            else "their query vectors point the same way on this data (e.g. f_mm ≈ (f_img + f_txt) direction)"
+        )
+        lines.append(f"**{a} and {b} rank every query of this run identically**: {why}.")
+    return "\n\n".join(lines)
 
 
 def highest_weight_queries(df: pd.DataFrame, weight: str, n: int = 1) -> pd.DataFrame:

@@ -1,8 +1,8 @@
-"""Print-grade figures of the study report (matplotlib, PDF + PNG) and the one place their style lives.
+"""Print-grade figures of the study report (matplotlib, PDF + PNG).
 
-``PAPER_STYLE`` (rcParams) and ``WEIGHT_COLOURS`` are the figure style; the app's plotly charts use the same
-colours (``explorer.plots.WEIGHT_COLOURS``). :func:`figure1` draws the study's Figure 1: normalised
-histograms of w_mm, w_img and w_txt over a split, one colour each, with the mean of each weight.
+The style is the project's one print style, ``covr_core.figure_style`` (also used by the app's exported
+example figures and, for the colours, its plotly charts). :func:`figure1` draws the study's Figure 1:
+normalised histograms of w_mm, w_img and w_txt over a split, one colour each, with the mean of each weight.
 """
 
 from __future__ import annotations
@@ -12,19 +12,16 @@ from typing import Mapping
 
 import numpy as np
 
+from covr_core.figure_style import COLUMN_WIDTHS_IN, WEIGHT_COLOURS, rc_params
 from covr_core.types import WEIGHT_NAMES
 
-#: One colour per weight (same values as the app's charts).
-WEIGHT_COLOURS: dict[str, str] = {"w_mm": "#4C72B0", "w_img": "#DD8452", "w_txt": "#55A868"}
-#: matplotlib rcParams of every report figure: vector text in PDFs (Type 42), serif fonts, thin lines.
-PAPER_STYLE: dict[str, object] = {
-    "figure.dpi": 150, "savefig.dpi": 300, "savefig.bbox": "tight", "pdf.fonttype": 42, "ps.fonttype": 42,
-    "font.family": "serif", "font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8,
-    "xtick.labelsize": 8, "ytick.labelsize": 8, "axes.linewidth": 0.6, "axes.spines.top": False,
-    "axes.spines.right": False, "lines.linewidth": 1.0,
-}
-#: Width of one column of a two-column paper, inches.
-COLUMN_WIDTH_IN = 3.4
+#: matplotlib rcParams of every report figure: the shared print style (DejaVu Sans, >= 7 pt, fonts embedded),
+#: without the top and right spines.
+PAPER_STYLE: dict[str, object] = {**rc_params(8.0), "figure.dpi": 150, "figure.constrained_layout.use": True,
+                                  "axes.spines.top": False,
+                                  "axes.spines.right": False}
+#: Width of one column of a two-column paper, inches (the shared single-column preset).
+COLUMN_WIDTH_IN = COLUMN_WIDTHS_IN["single"]
 
 
 def _pyplot():

@@ -22,10 +22,11 @@ log = logging.getLogger(__name__)
 
 
 def video_codes(reference_ids: Sequence[str], target_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """CoVR's integer video ids (``webvid_video_int_id``) of references and targets as shared int codes."""
-    from covr_core.datasets.webvid import webvid_video_int_id
+    """Video identities (``webvid_video_key``: CoVR's integer id; the path itself when it has no digit) of
+    references and targets as shared int codes."""
+    from covr_core.datasets.webvid import webvid_video_key
 
-    ints = [str(webvid_video_int_id(x)) for x in [*reference_ids, *target_ids]]
+    ints = [webvid_video_key(x) for x in [*reference_ids, *target_ids]]
     codes, _ = pd.factorize(pd.Series(ints))
     return codes[: len(reference_ids)], codes[len(reference_ids):]
 

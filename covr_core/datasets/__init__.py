@@ -27,6 +27,7 @@ from covr_core.datasets.webvid import (
     select_subset,
     webvid_video_id,
     webvid_video_int_id,
+    webvid_video_key,
     webvid_video_path,
 )
 
@@ -49,5 +50,6 @@ __all__ = [
     "select_subset",
     "webvid_video_id",
     "webvid_video_int_id",
+    "webvid_video_key",
     "webvid_video_path",
 ]

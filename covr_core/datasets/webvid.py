@@ -23,6 +23,7 @@ from covr_core.datasets.registry import GALLERY_COLUMNS, QUERY_COLUMNS, DatasetS
 
 logger = logging.getLogger(__name__)
 
+_HAS_DIGIT = re.compile(r"[0-9]")
 _NON_DIGIT = re.compile(r"\D")
 STRING_COLUMNS = ("pth1", "pth2", "txt1", "txt2", "edit")
 
@@ -143,6 +144,13 @@ def webvid_video_int_id(pth: str) -> int:
     """CoVR's integer video id: every non-digit of ``pth`` replaced by ``0``, parsed as int."""
     digits = _NON_DIGIT.sub("0", str(pth))
     return int(digits) if digits else 0
+
+
+def webvid_video_key(pth: str) -> str:
+    """Identity of a ``pth``'s video for "same video" masking: CoVR's integer id when ``pth`` has digits
+    (every real WebVid path), else ``pth`` itself (CoVR's rule would map every digit-free path, such as the
+    bundled demo's ``videos/zoom_cat``, to the same id 0 and mask every other video)."""
+    return str(webvid_video_int_id(pth)) if _HAS_DIGIT.search(str(pth)) else f"path:{pth}"
 
 
 def webvid_video_id(pth: str) -> str:

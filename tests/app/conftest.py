@@ -36,6 +36,20 @@ def output_dir() -> Path:
     return OUTPUT
 
 
+@pytest.fixture()
+def shoot(output_dir):
+    """``shoot(page, name, full_page=True)``: a screenshot in test-output/ once no output is pending (Gradio
+    dims an event's outputs to 20 % while it runs and fades them back in 0.15 s), so a reviewer sees the page
+    as its user does, not mid-update."""
+
+    def shoot_(page, name: str, full_page: bool = True) -> None:
+        page.wait_for_function("() => !document.querySelector('.pending')", timeout=60_000)
+        page.wait_for_timeout(400)
+        page.screenshot(path=str(output_dir / name), full_page=full_page)
+
+    return shoot_
+
+
 @pytest.fixture(scope="session")
 def browser():
     """Headless Debian Chromium driven by Playwright."""
@@ -47,6 +61,28 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture()
+def open_page(browser, live_app):
+    """``open_page(query="", width=1400, height=1000)`` -> a loaded page of the live app (Search ready);
+    ``page.errors`` collects the page's JavaScript errors. Contexts are closed after the test."""
+    contexts = []
+
+    def open_(query: str = "", width: int = 1400, height: int = 1000):
+        ctx = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+        contexts.append(ctx)
+        pg = ctx.new_page()
+        errors: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(live_app.url + query, wait_until="domcontentloaded")
+        pg.wait_for_selector("#search-btn", timeout=120_000)
+        pg.errors = errors  # type: ignore[attr-defined]
+        return pg
+
+    yield open_
+    for ctx in contexts:
+        ctx.close()
 
 
 #: A server configured as on a public Hugging Face Space, with small limits so that tests reach them quickly.

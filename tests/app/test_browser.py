@@ -12,19 +12,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 @pytest.fixture()
-def page(browser, live_app):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-    pg = ctx.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.goto(live_app.url, wait_until="domcontentloaded")
-    pg.wait_for_selector("#search-btn", timeout=120_000)
-    pg.errors = errors  # type: ignore[attr-defined]
-    yield pg
-    ctx.close()
+def page(open_page):
+    return open_page()
 
 
-def test_upload_type_search_shows_k_results(page, output_dir):
+def test_upload_type_search_shows_k_results(page, shoot):
+    page.locator("#covr-details").get_by_text("Encoder, checkpoint and gallery").click()  # the details panel
     header = page.locator("#covr-header").inner_text()
     assert "Encoder" in header and os.environ.get("COVR_TEST_ENCODER", "lite") in header
     page.set_input_files("#ref-image input[type=file]", str(REPO / "assets" / "images" / "apple.jpg"))
@@ -37,11 +30,11 @@ def test_upload_type_search_shows_k_results(page, output_dir):
     assert items.count() == 12
     captions = page.locator("#results .caption-label, #results .thumbnail-item").all_inner_texts()
     assert any(c.strip().startswith("#1 ·") for c in captions), captions[:3]
-    page.screenshot(path=str(output_dir / "browser-search.png"), full_page=True)
+    shoot(page, "browser-search.png")
     assert not page.errors, page.errors  # type: ignore[attr-defined]
 
 
-def test_map_hover_shows_a_thumbnail(page, output_dir):
+def test_map_hover_shows_a_thumbnail(page, shoot):
     page.get_by_role("tab", name="Explore").click()
     page.get_by_role("tab", name="Map").click()
     points = page.locator("#covr-map .scatterlayer .point")
@@ -61,13 +54,13 @@ def test_map_hover_shows_a_thumbnail(page, output_dir):
         "el => el.complete && el.naturalWidth > 0", arg=img.element_handle(), timeout=30_000
     )
     assert tip.locator(".covr-map-caption").inner_text().strip()
-    page.screenshot(path=str(output_dir / "browser-map-hover.png"))
+    shoot(page, "browser-map-hover.png", full_page=False)
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.wait_for_selector(":text('Use it as the reference in Search')", timeout=30_000)
     assert not page.errors, page.errors  # type: ignore[attr-defined]
 
 
-def test_explore_lists_an_evaluation_written_after_start(page, live_app, output_dir):
+def test_explore_lists_an_evaluation_written_after_start(page, live_app, shoot):
     from test_explore_live import write_evaluation
 
     if not (live_app.data_dir / "evaluations" / "zz-browser").exists():
@@ -81,5 +74,5 @@ def test_explore_lists_an_evaluation_written_after_start(page, live_app, output_
     option.wait_for(timeout=60_000)
     option.click()
     page.wait_for_selector("#explore-page-info :text('of 620 matching queries')", timeout=120_000)
-    page.screenshot(path=str(output_dir / "browser-explore-refresh.png"), full_page=False)
+    shoot(page, "browser-explore-refresh.png", full_page=False)
     assert not page.errors, page.errors  # type: ignore[attr-defined]

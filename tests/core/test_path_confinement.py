@@ -84,6 +84,9 @@ def test_export_zip_lands_in_its_folder(tmp_path: Path):
     store = CurationStore(tmp_path / "curated")
     rec = store.add({"text": "../../evil", "combiner": "AVG", "results": []}, Image.new("RGB", (8, 8)))
     out_dir = tmp_path / "exports"
-    path = write_export_zip([(rec, Image.new("RGB", (8, 8)))], confine(f"covr-examples-{rec['id']}.zip", out_dir))
+    from explorer.export_figure import FigureOptions, Panel, render_example
+
+    fig = render_example(Panel(Image.new("RGB", (8, 8))), "t", [], FigureOptions())
+    path = write_export_zip([(rec, fig)], confine(f"covr-examples-{rec['id']}.zip", out_dir))
     assert path.parent == out_dir.resolve() and path.exists()
     assert ".." not in slugify("../../evil") and "/" not in slugify("../../evil")

@@ -7,7 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from explorer.curation import export_pinned, pinned_table, render_record
+from explorer.curation import export_pinned, pinned_table
+from explorer.export import record_figure
+from explorer.export_figure import FigureOptions
 from explorer.maps import load_map_points, map_json, overlays_for, place_by_neighbours
 from explorer.search import search_with_session
 from explorer.services import Session, scan_galleries
@@ -65,21 +67,28 @@ def test_pin_render_and_export(tiny_services, tmp_path):
 
     from PIL import Image
 
-    s = Session(target_id="p2")
+    from explorer.query import make_reference
+    from explorer.search import load_reference, remember_reference
+
     img = str(tiny_services.item_path("pics", "p2"))
-    out = search_with_session(tiny_services, s, img, None, "keep it", "IMAGE", "pics", 4)
+    s = Session()
+    remember_reference(s, make_reference(tiny_services, load_reference(img)).key)
+    s.target_id = "p2"  # a ground truth for this reference
+    out = search_with_session(tiny_services, s, img, None, "keep it", "IMAGE", "pics", 4).outcomes["IMAGE"]
     store = tiny_services.curation.for_visitor(LOCAL)
     rec = store.add(s.last, Image.open(img))
-    assert pinned_table(store)[-1][:3] == [rec["id"], "keep it", "IMAGE"]
-    png = render_record(tiny_services, rec, store.reference_image(rec["id"]), top_n=3)
-    assert png.width > 4 * 224
-    z = export_pinned(tiny_services, store, [rec["id"]], tmp_path / "one.zip")
+    assert pinned_table(store)[-1][:4] == [rec["id"], "keep it", "IMAGE", f"1 of {out.scope}"]
+    ref = store.reference_image(rec["id"])
+    fig = record_figure(tiny_services, rec, ref, FigureOptions(n_results=3))
+    assert len(fig.axes) == 4
+    z = export_pinned(tiny_services, store, [rec["id"]], tmp_path / "one.zip", FigureOptions(n_results=3))
     with zipfile.ZipFile(z) as zf:
         names = zf.namelist()
         record = json.loads(zf.read(next(n for n in names if n.endswith("record.json"))))
         Image.open(io.BytesIO(zf.read(next(n for n in names if n.endswith("figure.png"))))).load()
+        tex = zf.read(next(n for n in names if n.endswith("snippet.tex"))).decode()
     assert [r["id"] for r in record["results"]] == out.ids
-    assert record["target_rank"] == out.target_rank == 1
+    assert record["target_rank"] == out.target_rank == 1 and f"rank 1 among {out.scope}" in tex
     assert record["checkpoint_sha256"] == tiny_services.info.checkpoint_sha256
     store.remove(rec["id"])
     with pytest.raises(ValueError, match="Nothing to export"):
@@ -115,8 +124,10 @@ def test_open_benchmark_query_through_services(tiny_services):
     assert "mini-pics" in tiny_services.benchmark_names()
     bench = tiny_services.get_benchmark("mini-pics")
     assert tiny_services.gallery_for_benchmark(bench) == "pics"
-    v = open_query(tiny_services, "mini-pics", "7", "NOPE")  # unknown combiner -> the first one
+    v = open_query(tiny_services, "mini-pics", "7", "NOPE")  # unknown combiner -> the default one
     assert v.detail["combiner"] == "AVG" and v.gallery == "pics"
     assert v.reference_path.endswith("p1.png") and v.target_path.endswith("p2.png")
-    assert [c for _, c in v.results] == ["#1 · 0.900 · p4", "#2 · 0.800 · p2 · ✔ target"]
-    assert "rank of the target: **2**" in v.markdown()
+    assert v.reference_media == v.reference_path  # an image reference: the image itself
+    assert [c for _, c in v.results] == ["#1 · p4 · 0.900", "#2 · p2 · 0.800 · ✔ target"]
+    n = len(tiny_services.get_gallery("pics"))
+    assert f"rank of the target: **2** among {n - 1} items" in v.markdown()  # CIRR protocol: no reference

@@ -3,16 +3,28 @@ bounded queue. Live behaviour: tests/app/test_public_space_live.py."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def demo(tiny_services):
+def demo(tiny_services, tiny_encoder):
+    """The page over a copy of the tiny gallery named like the bundled demo one, so that it has every event
+    (the example rows exist only over a ``demo-*`` default gallery)."""
+    from covr_core.settings import Settings
+    from explorer.services import Services
     from explorer.ui import build_demo
 
-    return build_demo(tiny_services)
+    src = tiny_services.data_dir / "galleries" / "pics"
+    copy = src.parent / "demo-pics"
+    shutil.copytree(src, copy)
+    try:
+        yield build_demo(Services(tiny_encoder, Settings(data_dir=tiny_services.data_dir), "demo-pics"))
+    finally:
+        shutil.rmtree(copy)
 
 
 def test_every_heavy_endpoint_shares_the_one_encoder_pool(demo, tiny_services):
@@ -41,24 +53,6 @@ def test_queue_is_bounded_and_fair(demo, tiny_services):
     assert isinstance(demo, ExplorerBlocks)
     demo.queue(**kwargs)
     assert isinstance(demo._queue, FairQueue) and demo._queue.max_size == kwargs["max_size"]
-
-
-def test_text_limit_is_the_settings_one_everywhere(tiny_services, monkeypatch):
-    """/compare capped text at 500 characters while /search honoured COVR_MAX_TEXT_CHARS."""
-    from covr_core.media import MediaError
-    from explorer.compare import run_compare
-    from explorer.search import validate_text
-
-    text = "make it red " * 70  # 840 characters: over the old 500, under the default 1000
-    gal = tiny_services.get_gallery("pics")
-    img = gal.media_path("p1")
-    from covr_core.media import load_image
-
-    out = run_compare(tiny_services, gal, "pics", load_image(img), text, ["AVG"], 3)
-    assert len(out.outcomes["AVG"].hits) == 3
-    monkeypatch.setenv("COVR_MAX_TEXT_CHARS", "100")
-    with pytest.raises(MediaError, match="at most 100"):
-        validate_text(text)
 
 
 def test_sign_in_is_offered_only_when_the_space_enables_it(tiny_services, monkeypatch):

@@ -10,7 +10,10 @@ from explorer.plots import map_figure_json, ternary_figure, weights_bar_figure, 
 from explorer.weights import (
     has_weights,
     highest_weight_queries,
-    ternary_coordinates,
+    identical_combiners,
+    identical_note,
+    jitter_on_simplex,
+    same_weights_count,
     weight_histograms,
     weight_summary,
 )
@@ -46,11 +49,39 @@ def test_histograms_refuse_tables_without_weights():
         weight_histograms(pd.DataFrame({"x": [1.0]}))
 
 
-def test_ternary_corners():
-    xy = ternary_coordinates(np.eye(3))
-    np.testing.assert_allclose(xy, [[0.5, np.sqrt(3) / 2], [0, 0], [1, 0]], atol=1e-9)
-    centre = ternary_coordinates(np.array([[1, 1, 1]]))[0]
-    np.testing.assert_allclose(centre, [0.5, np.sqrt(3) / 6], atol=1e-9)
+def test_jitter_keeps_points_on_the_simplex_and_separates_equal_ones():
+    w = np.tile([1 / 3, 1 / 3, 1 / 3], (46, 1))
+    j = jitter_on_simplex(w)
+    np.testing.assert_allclose(j.sum(axis=1), 1.0)
+    assert (j >= 0).all() and len({tuple(np.round(r, 6)) for r in j}) == 46
+    assert np.abs(j - w).max() < 0.1  # near the true point
+    np.testing.assert_array_equal(jitter_on_simplex(w), j)  # fixed seed: the same picture every time
+    assert list(same_weights_count(np.vstack([w[:3], [[1, 0, 0]]]))) == [3, 3, 3, 1]
+
+
+def _per_query(ranks: dict[str, list[int]], tops: dict[str, list[list[str]]]) -> pd.DataFrame:
+    rows = []
+    for c, rs in ranks.items():
+        for i, r in enumerate(rs):
+            rows.append({"query_id": str(i), "combiner": c, "rank": r, "top_ids": tops[c][i]})
+    return pd.DataFrame(rows)
+
+
+def test_identical_combiners_and_the_note_that_explains_them():
+    tops = [["a", "b"], ["c", "d"]]
+    pq = _per_query(
+        {"NA": [1, 3], "AVG": [1, 3], "TEXT": [2, 3]},
+        {"NA": tops, "AVG": tops, "TEXT": [["b", "a"], ["c", "d"]]},
+    )
+    assert identical_combiners(pq) == [("NA", "AVG")]
+    from covr_core.types import EncoderInfo
+
+    lite = EncoderInfo("lite", "1", "pkg", "", 384, fused=False, note="f_mm = normalise(f_img + f_txt)")
+    note = identical_note([("NA", "AVG")], lite)
+    assert "NA and AVG rank every query of this run identically" in note and "no fused" in note
+    assert "f_mm = normalise(f_img + f_txt)" in note
+    assert identical_note([], lite) == ""
+    assert identical_combiners(_per_query({"NA": [1, 2], "AVG": [1, 3]}, {"NA": tops, "AVG": tops})) == []
 
 
 def test_highest_weight_queries_and_summary():
@@ -71,9 +102,10 @@ def test_figures_have_the_expected_traces():
     hist = weights_histogram_figure(weight_histograms(df))
     assert [t.name.split()[0] for t in hist.data] == ["w_mm", "w_img", "w_txt"]
     tern = ternary_figure(df)
-    names = [t.name for t in tern.data if t.name]
-    assert names == ["success", "failure"]
-    assert sum(len(t.x) for t in tern.data if t.name) == 50
+    ok = int(df["success"].sum())
+    assert [t.name for t in tern.data] == [f"success ({ok})", f"failure ({50 - ok})"]
+    assert all(t.type == "scatterternary" for t in tern.data) and sum(len(t.a) for t in tern.data) == 50
+    assert "w_mm=" in tern.data[0].text[0]  # the hover gives the true weights
 
 
 def test_map_figure_json_carries_hover_data():

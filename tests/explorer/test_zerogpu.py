@@ -19,7 +19,6 @@ from PIL import Image
 import explorer.spaces as zgpu
 from covr_core.factory import resolve_device, resolve_dtype_name
 from covr_core.types import QueryEmbeddings
-from explorer.compare import run_compare
 from explorer.search import load_reference, search_with_session
 from explorer.services import Session
 
@@ -102,22 +101,17 @@ def test_search_text_edit_and_compare_cross_only_plain_data(tiny_services, cross
     s = Session()
     first = search_with_session(tiny_services, s, str(path), None, "make it red", "AVG", "pics", 4)
     second = search_with_session(tiny_services, s, str(path), None, "make it blue", "AVG", "pics", 4)
-    res = run_compare(
-        tiny_services,
-        tiny_services.get_gallery("pics"),
-        "pics",
-        ref,
-        "make it green",
-        ["NA", "AVG", "TEXT", "IMAGE"],
-        k=4,
-    )
+    res = search_with_session(
+        tiny_services, s, str(path), None, "make it green", ["NA", "AVG", "TEXT", "IMAGE"], "pics", 4
+    )  # compare: one encoded query, every combiner
     names = [c[0] for c in crossings]
     assert names.count("gpu_reference_state") == 1
     assert names.count("gpu_query_from_reference") >= 3 and set(names) == {
         "gpu_reference_state",
         "gpu_query_from_reference",
     }
-    assert len(first.hits) == len(second.hits) == 4 and list(res.outcomes) == ["NA", "AVG", "TEXT", "IMAGE"]
+    assert len(first.outcomes["AVG"].hits) == len(second.outcomes["AVG"].hits) == 4
+    assert list(res.outcomes) == ["NA", "AVG", "TEXT", "IMAGE"]
 
     for name, args, result, size in crossings:
         _plain(args, f"{name} args")
