@@ -1,58 +1,17 @@
-"""Top-level page: header, the Search / Explore / Curate tabs, error handling shared by every callback, and the
-serving configuration (queue, allowed files, middleware) that app.py and the tests launch with."""
+"""Top-level page: header, the Search / Explore / Curate tabs (error handling shared by every callback lives in
+``explorer.ui_common``), and the serving configuration (queue, allowed files, middleware) that app.py and the tests launch with."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
-import logging
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gradio as gr
 
-from covr_core.gallery import GalleryError
-from covr_core.media import MediaError
-from explorer.safety import public_message
 from explorer.services import Services
 from explorer.startup import NotReadyError
-
-log = logging.getLogger(__name__)
-
-STATIC_DIR = Path(__file__).resolve().parent / "static"
-#: Expected failures: their message is shown to the user as is.
-USER_ERRORS = (MediaError, GalleryError, ValueError, KeyError, FileNotFoundError, NotReadyError)
-
-
-def plotly_js_path() -> Path:
-    """The plotly.min.js bundled with the installed ``plotly`` package (served locally, no CDN)."""
-    import plotly
-
-    return Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
-
-
-def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Expected exceptions become ``gr.Error`` (their message in the page, without server paths), unexpected
-    ones a short notice (the stack trace goes to the server log only)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except USER_ERRORS as exc:
-            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            raise gr.Error(public_message(str(msg)), print_exception=False) from None
-        except Exception as exc:  # noqa: BLE001 - never show a stack trace to the user
-            log.exception("callback %s failed", getattr(fn, "__name__", fn))
-            raise gr.Error(
-                f"Something went wrong ({type(exc).__name__}); the server logged the details.",
-                print_exception=False,
-            ) from None
-
-    return wrapper
+from explorer.ui_common import STATIC_DIR, plotly_js_path
 
 
 def build_demo(services: Services) -> gr.Blocks:

@@ -12,7 +12,7 @@ import pandas as pd
 from explorer.compare import compare_outcome
 from explorer.search import gallery_value, removed_phrase, search_with_session
 from explorer.services import Services, Session
-from explorer.ui import user_errors
+from explorer.ui_common import user_errors
 
 MAX_COMPARE = 5
 EMPTY_COMPARE = "Click **Compare combiners** to run the same query through every combiner side by side."

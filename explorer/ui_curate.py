@@ -19,7 +19,7 @@ from explorer.export import figure_png, record_figure
 from explorer.export_figure import MAX_RESULTS, FigureOptions
 from explorer.search import load_reference
 from explorer.services import Services, Session
-from explorer.ui import user_errors
+from explorer.ui_common import user_errors
 from explorer.ui_search import SearchTab
 from explorer.visitors import Visitor, identify, new_token, oauth_enabled, valid_token
 

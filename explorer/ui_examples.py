@@ -13,7 +13,7 @@ import gradio as gr
 from explorer.plots import weights_bar_figure
 from explorer.search import gallery_value, outcome_markdown, search_with_session
 from explorer.services import Services, Session
-from explorer.ui import user_errors
+from explorer.ui_common import user_errors
 
 
 def examples_cache_folder(services: Services, rows: list[list[str]]) -> Path:

@@ -24,7 +24,7 @@ from explorer.filter_view import filter_tab
 from explorer.plots import ternary_figure, weights_histogram_figure
 from explorer.search import default_combiner, is_video_path
 from explorer.services import Services, Session
-from explorer.ui import user_errors
+from explorer.ui_common import user_errors
 from explorer.ui_map import build_map_tab
 from explorer.ui_search import SearchTab, _session
 from explorer.weights import (

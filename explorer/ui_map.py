@@ -13,7 +13,7 @@ from explorer.maps import load_map_points, map_json, overlays_for, place_by_neig
 from explorer.query import make_reference
 from explorer.search import forget_reference, item_reference, load_reference, remember_reference
 from explorer.services import Services, Session
-from explorer.ui import STATIC_DIR, plotly_js_path, user_errors
+from explorer.ui_common import STATIC_DIR, plotly_js_path, user_errors
 
 MAP_TEMPLATE = (
     '<div class="covr-map-root"><div class="covr-map-plot"></div><div class="covr-map-tip"></div></div>'

@@ -26,7 +26,7 @@ from explorer.search import (
     video_still_path,
 )
 from explorer.services import Services, Session
-from explorer.ui import user_errors
+from explorer.ui_common import user_errors
 from explorer.ui_compare import build_compare_panel
 from explorer.ui_examples import build_examples
 

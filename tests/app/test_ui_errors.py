@@ -6,7 +6,7 @@ import gradio as gr
 import pytest
 
 from covr_core.media import MediaError
-from explorer.ui import plotly_js_path, user_errors
+from explorer.ui_common import plotly_js_path, user_errors
 
 
 def test_expected_errors_become_their_message():
