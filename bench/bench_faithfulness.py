@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench_query_latency import random_model
     from tests.helpers.blip_reference import hand_query
 
-    from covr_core.blip import make_blip_encoder
+    from covr_core.blip_load import make_blip_encoder
     from covr_core.text import build_blip_tokenizer
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

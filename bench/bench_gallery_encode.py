@@ -34,7 +34,7 @@ def build_encoders(names: list[str], size: str) -> dict:
     """One encoder per distinct (backend, dtype), sharing the random BLIP-L weights per dtype."""
     from bench_query_latency import random_model
 
-    from covr_core.blip import make_blip_encoder
+    from covr_core.blip_load import make_blip_encoder
     from covr_core.text import build_blip_tokenizer
 
     tok, base = build_blip_tokenizer(), random_model(size)

@@ -127,7 +127,7 @@ def main(argv=None) -> int:
 
             enc = load_lite_encoder(device=args.device)
         else:
-            from covr_core.blip import load_blip_encoder
+            from covr_core.blip_load import load_blip_encoder
 
             folder = workdir / label
             if not folder.exists():

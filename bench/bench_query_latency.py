@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from covr_core.blip import make_blip_encoder
+from covr_core.blip_load import make_blip_encoder
 from covr_core.convert import build_blip_model
 from covr_core.text import build_blip_tokenizer
 

@@ -96,7 +96,7 @@ def _to_numpy(x: torch.Tensor) -> np.ndarray:
 
 
 class BlipCoVREncoder(Encoder):
-    """CoVR BLIP encoder (see module docstring). Build it with :func:`load_blip_encoder`."""
+    """CoVR BLIP encoder (see module docstring). Build it with :func:`covr_core.blip_load.load_blip_encoder`."""
 
     def __init__(
         self,
@@ -259,27 +259,3 @@ class BlipCoVREncoder(Encoder):
         """Forget every cached reference state and cross-attention K/V."""
         self.reference_cache.clear()
         self.kv_cache.clear()
-
-
-# ---------------------------------------------------------------------- loading (covr_core/blip_load.py)
-def load_blip_encoder(
-    source: str = DEFAULT_SOURCE,
-    checkpoint: str | None = None,
-    device: str = "cpu",
-    dtype: str = "float32",
-    cache_size: int = 32,
-    **kwargs: Any,
-) -> BlipCoVREncoder:
-    """Load a CoVR BLIP encoder from a hub id / local folder, optionally with a CoVR checkpoint on top.
-
-    See :func:`covr_core.blip_load.load_blip_encoder` (keyword extras: ``compile``, ``name``, ``batch_size``, ``vision_backend``)."""
-    from covr_core import blip_load
-
-    return blip_load.load_blip_encoder(source, checkpoint, device, dtype, cache_size, **kwargs)
-
-
-def make_blip_encoder(model, tokenizer, **kwargs: Any) -> BlipCoVREncoder:
-    """Wrap an in-memory ``BlipForImageTextRetrieval``; see :func:`covr_core.blip_load.make_blip_encoder`."""
-    from covr_core import blip_load
-
-    return blip_load.make_blip_encoder(model, tokenizer, **kwargs)

@@ -21,6 +21,7 @@ from covr_core.blip import (
 )
 from covr_core.blip_config import enforce_blip_hparams, match_model_config
 from covr_core.encoder_registry import ModelCfg
+from covr_core.text import load_blip_tokenizer
 from covr_core.types import EncoderInfo
 
 logger = logging.getLogger(__name__)
@@ -49,18 +50,6 @@ def _preprocessing(source: str, config, model: ModelCfg | None = None) -> BlipIm
     size = config.vision_config.image_size
     size = int(size[0] if isinstance(size, (list, tuple)) else size)
     return BlipImageTransform(size=size, mean=mean, std=std)
-
-
-def _load_tokenizer(source: str):
-    from transformers import AutoTokenizer
-
-    from covr_core.text import build_blip_tokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(source)
-    except (OSError, ValueError) as exc:
-        logger.warning("no tokenizer at %s (%s); using the bundled bert-base-uncased + [DEC]/[ENC]", source, exc)
-        return build_blip_tokenizer()
 
 
 def _source_sha256(source: str) -> str:
@@ -124,7 +113,7 @@ def load_blip_encoder(
     config = BlipConfig.from_pretrained(source)
     model_cfg = model_cfg or match_model_config(config)
     changes = enforce_blip_hparams(config, model_cfg, where=f"config of {source}")
-    tokenizer = _load_tokenizer(source)
+    tokenizer = load_blip_tokenizer(source)
     mlp, report = None, None
     if checkpoint is not None:
         converted = convert_covr_state_dict(load_checkpoint_state_dict(checkpoint))

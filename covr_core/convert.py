@@ -173,7 +173,7 @@ def convert_checkpoint(checkpoint: str | Path, out_dir: str | Path, base: str) -
     from transformers import BlipConfig
 
     from covr_core.blip_config import enforce_blip_hparams, match_model_config
-    from covr_core.blip_load import _load_tokenizer
+    from covr_core.text import load_blip_tokenizer
     from covr_core.combiners import mlp_from_state_dict, save_mlp_combiner
     from covr_core.safe_load import file_sha256, load_checkpoint_state_dict
 
@@ -185,7 +185,7 @@ def convert_checkpoint(checkpoint: str | Path, out_dir: str | Path, base: str) -
     report = load_converted_into(model, converted.hf_state_dict, dropped=converted.dropped_keys)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
-    _load_tokenizer(base).save_pretrained(out)
+    load_blip_tokenizer(base).save_pretrained(out)
     pp = Path(base) / "preprocessor_config.json"
     if pp.is_file():
         (out / "preprocessor_config.json").write_text(pp.read_text())

@@ -77,3 +77,14 @@ def enc_token_id(tokenizer) -> int:
     if tid is None or tid == unk:
         return ENC_TOKEN_ID
     return int(tid)
+
+
+def load_blip_tokenizer(source: str):
+    """The tokenizer saved with a BLIP model (hub id or folder); BLIP's bundled one when there is none."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError) as exc:
+        logger.warning("no tokenizer at %s (%s); using the bundled bert-base-uncased + [DEC]/[ENC]", source, exc)
+        return build_blip_tokenizer()

@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from covr_core.blip import BlipImageTransform, load_blip_encoder
+from covr_core.blip import BlipImageTransform
+from covr_core.blip_load import load_blip_encoder
 from helpers.blip_reference import hand_pixels, hand_query
 from helpers.tiny_blip import TINY_IMAGE_SIZE, make_tiny_blip_folder
 

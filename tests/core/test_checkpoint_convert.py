@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from covr_core.blip import load_blip_encoder
+from covr_core.blip_load import load_blip_encoder
 from covr_core.combiners import list_combiners
 from covr_core.convert import (
     CheckpointError,

@@ -14,7 +14,7 @@ from PIL import Image
 
 from covr_core import vision_backends as vb
 from covr_core.artifact_cache import ArtifactCache
-from covr_core.blip import load_blip_encoder
+from covr_core.blip_load import load_blip_encoder
 from helpers.blip_reference import hand_query
 from helpers.tiny_blip import make_tiny_blip_folder
 

@@ -117,7 +117,7 @@ def tiny_encoder(tmp_path_factory):
     """A real BLIP encoder with tiny random weights (tests/helpers/tiny_blip.py)."""
     from helpers.tiny_blip import make_tiny_blip_folder
 
-    from covr_core.blip import load_blip_encoder
+    from covr_core.blip_load import load_blip_encoder
 
     return load_blip_encoder(str(make_tiny_blip_folder(tmp_path_factory.mktemp("tinyblip") / "m")))
 

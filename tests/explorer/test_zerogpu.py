@@ -154,7 +154,7 @@ def test_device_auto_is_cuda_when_present(monkeypatch):
 def test_on_a_gpu_the_model_sits_on_cuda_and_states_come_back_on_the_cpu(tmp_path):
     from helpers.tiny_blip import make_tiny_blip_folder
 
-    from covr_core.blip import load_blip_encoder
+    from covr_core.blip_load import load_blip_encoder
     from covr_core.factory import resolve_device
 
     enc = load_blip_encoder(str(make_tiny_blip_folder(tmp_path / "m")), device=resolve_device("auto"))

@@ -34,7 +34,7 @@ def tiny_blip_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_blip(tiny_blip_dir):
     """The tiny BLIP as a BlipCoVREncoder."""
-    from covr_core.blip import load_blip_encoder
+    from covr_core.blip_load import load_blip_encoder
 
     return load_blip_encoder(str(tiny_blip_dir))
 
