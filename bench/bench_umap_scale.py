@@ -43,7 +43,7 @@ def make_points(path: Path, n: int, dim: int = 256, centres: int = 2000, seed: i
 def case(path: Path, fit_sample: int) -> dict:
     """Map the points of ``path`` (called in a child process)."""
     from precompute import umap as job
-    from precompute.placement import place_many, place_points
+    from covr_core.placement import place_many, place_points
 
     emb = np.load(path, mmap_mode="r")
     t0 = time.perf_counter()

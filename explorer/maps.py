@@ -46,9 +46,9 @@ def load_map_points(gallery: Any, thumb_url: ThumbUrl, colour_by: str = "kind") 
 def place_by_neighbours(
     points: pd.DataFrame, gallery: Any, query: np.ndarray, n: int = 10
 ) -> tuple[float, float]:
-    """Place a query on the map without refitting: ``precompute.placement.place_points`` (similarity-weighted
+    """Place a query on the map without refitting: ``covr_core.placement.place_points`` (similarity-weighted
     mean of the positions of its ``n`` nearest gallery items)."""
-    from precompute.placement import place_points
+    from covr_core.placement import place_points
 
     ids = gallery.items["id"].astype(str)
     coords = points.set_index("id").reindex(ids)[["x", "y"]].to_numpy(dtype=float)

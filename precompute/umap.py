@@ -5,7 +5,7 @@
 Writes ``<gallery>/umap.parquet`` (``id, x, y``, row-aligned with the gallery) and ``<gallery>/umap.json``
 (method, parameters, ``k``); with ``--queries``, ``<queries>/umap.parquet`` (``query_id`` and ``x_mm, y_mm,
 x_img, y_img, x_txt, y_txt`` for f_mm, f_img, f_txt). No fitted model is pickled: new points are placed later
-by ``precompute.placement.place_points`` (k nearest gallery items by cosine), which the app imports without
+by ``covr_core.placement.place_points`` (k nearest gallery items by cosine), which the app imports without
 umap-learn. Galleries under ``--min-umap-items`` items fall back to PCA.
 
 At scale (WebVid-CoVR: 2.5M videos) UMAP is fitted on a seeded random sample of ``--fit-sample`` items
@@ -32,7 +32,7 @@ from covr_core.atomic import atomic_write_bytes, atomic_write_json
 
 from . import _common as C
 from ._options import JobOptions
-from .placement import MAP_FILE, MAP_META, anchor_index, place_many, place_points
+from covr_core.placement import MAP_FILE, MAP_META, anchor_index, place_many, place_points
 
 log = logging.getLogger(__name__)
 

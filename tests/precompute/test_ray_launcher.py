@@ -101,7 +101,7 @@ def test_unit_failing_for_good_exits_nonzero_and_a_rerun_completes(ray_cluster, 
 def test_map_placement_on_ray_equals_placement_here(ray_cluster, tmp_path, monkeypatch):
     from covr_core.types import EncoderInfo
     from precompute import umap as umap_job
-    from precompute.placement import load_map
+    from covr_core.placement import load_map
 
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(300, 16)).astype(np.float32)

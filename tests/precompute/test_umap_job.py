@@ -14,7 +14,7 @@ import pytest
 from covr_core.gallery import Gallery
 from covr_core.types import EncoderInfo
 from precompute import umap as job
-from precompute.placement import load_map, place_points
+from covr_core.placement import load_map, place_points
 
 INFO = EncoderInfo(name="lite", version="t", checkpoint="test", checkpoint_sha256="ab" * 32, dim=16)
 
@@ -85,7 +85,7 @@ def test_place_points_weighted_neighbours():
 
 
 def test_placement_module_does_not_import_umap():
-    code = "import sys, precompute.placement; assert 'umap' not in sys.modules and 'numba' not in sys.modules"
+    code = "import sys, covr_core.placement; assert 'umap' not in sys.modules and 'numba' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
