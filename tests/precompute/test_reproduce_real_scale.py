@@ -38,6 +38,10 @@ def doc_command(marker: str) -> list[str]:
     return argv[3:]
 
 
+#: score gap under which float32 scoring (the job's) and float64 (this check's) may order two items differently
+NEAR_TIE = 1e-5
+
+
 def _substitute(argv: list[str], values: dict[str, str]) -> list[str]:
     return [values.get(a, a) for a in argv]
 
@@ -48,7 +52,10 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def independent_table(data: Path, name: str, mlp_file: Path | None = None,
                       query_ids: set[str] | None = None) -> dict[str, dict[str, float]]:
-    """R@K, Rs@K and Avg per combiner from queries.npz / embeddings.npy with plain numpy and loops."""
+    """R@K, Rs@K and Avg per combiner from queries.npz / embeddings.npy with plain numpy and loops, computed in
+    float64. Each metric also gets ``±tol``: the share of queries (x100) whose outcome rests on a score gap below
+    NEAR_TIE — the job scores in float32, so those (and exact ties, which the job breaks by gallery order) may
+    legitimately come out either way; every other query must agree exactly."""
     qdir, gdir = data / "queries" / f"{name}-cirr-val", data / "galleries" / f"{name}-cirr-val"
     table = pd.read_parquet(qdir / "queries.parquet")
     with np.load(qdir / "queries.npz") as z:
@@ -75,6 +82,7 @@ def independent_table(data: Path, name: str, mlp_file: Path | None = None,
         scores = q @ gal.T
         hits = {k: 0 for k in (1, 5, 10, 50)}
         sub = {k: 0 for k in (1, 2, 3)}
+        near = {"R": 0, "Rs": 0}  # queries with a competitor within NEAR_TIE of the target's score
         for i, row in table.iterrows():
             s = scores[i].copy()
             s[col[row["reference"]]] = -np.inf
@@ -82,13 +90,19 @@ def independent_table(data: Path, name: str, mlp_file: Path | None = None,
             rank = 1 + int((s > s[t]).sum())
             for k in hits:
                 hits[k] += rank <= k
+            gap = np.abs(np.delete(s, t) - s[t])
+            near["R"] += bool((gap < NEAR_TIE).any())
             members = [m for m in json.loads(row["members"]) if m != row["reference"]]
             order = sorted(members, key=lambda m: -s[col[m]])
             for k in sub:
                 sub[k] += row["target"] in order[:k]
+            near["Rs"] += any(abs(s[col[m]] - s[t]) < NEAR_TIE for m in members if m != row["target"])
         n = len(table)
         res = {f"R@{k}": 100 * v / n for k, v in hits.items()} | {f"Rs@{k}": 100 * v / n for k, v in sub.items()}
         res["Avg"] = (res["R@5"] + res["Rs@1"]) / 2
+        tol = {"R": 100 * near["R"] / n, "Rs": 100 * near["Rs"] / n}
+        assert tol["R"] < 1 and tol["Rs"] < 1, (method, near)  # the check stays a check: near ties are rare
+        res["tol"] = tol
         out[method] = res
     return out
 
@@ -104,8 +118,12 @@ def check_against_independent(report: Path, evaluation: str, expected: dict[str,
     got = report_rows(report, evaluation)
     assert set(got) == set(expected), (got.keys(), expected.keys())
     for method, res in expected.items():
+        tol = res["tol"]
         for key, value in res.items():
-            assert got[method][key] == pytest.approx(value, abs=0.0051), (evaluation, method, key)
+            if key == "tol":
+                continue
+            near = tol["Rs"] if key.startswith("Rs@") else tol["R"] if key.startswith("R@") else (tol["R"] + tol["Rs"]) / 2
+            assert got[method][key] == pytest.approx(value, abs=0.0051 + near), (evaluation, method, key, tol)
 
 
 @pytest.fixture(scope="module")
