@@ -18,6 +18,8 @@ from explorer.export import example_snippets
 from explorer.export_figure import FigureOptions
 from explorer.query_set import ComposedQuerySet, evaluate_query_set, summarise
 from explorer.search import gallery_value, outcome_markdown
+from covr_core.settings import AppOptions
+from explorer.bootstrap import run_startup
 from explorer.services import Services, Session
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
@@ -29,7 +31,10 @@ def app_services(live_app, tmp_path_factory):
     data = tmp_path_factory.mktemp("agree") / "data"
     for part in ("galleries", "queries", "evaluations"):
         shutil.copytree(live_app.data_dir / part, data / part)
-    return Services.create(encoder="lite", data_dir=data)
+    services = Services.create(AppOptions(encoder="lite", device="cpu", data_dir=data))
+    run_startup(services)  # loads the encoder; the copied demo gallery, map and benchmarks are reused as they are
+    assert services.startup.ready, services.startup.snapshot()
+    return services
 
 
 def test_every_benchmark_query_and_combiner_agrees_everywhere(app_services, tmp_path):
