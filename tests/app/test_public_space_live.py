@@ -9,7 +9,6 @@ encoder pools (5), pins shared by every visitor and unbounded exports (6), /samp
 
 from __future__ import annotations
 
-import http.client
 import json
 import secrets
 import threading
@@ -22,7 +21,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from helpers import hostile_galleries as hg
-from helpers.live_app import LiveApp, search_parts
+from helpers.live_app import LiveApp, raw_get, search_parts
 
 REPO = Path(__file__).resolve().parents[2]
 ASSETS = REPO / "assets"
@@ -38,18 +37,6 @@ def visitor_client(app: LiveApp) -> Client:
     """A gradio_client for a new visitor: its own client address (the proxy's X-Forwarded-For)."""
     return Client(app.url, verbose=False, download_files=False,
                   headers={"X-Forwarded-For": f"198.51.100.{next(_addresses)}"})  # fmt: skip
-
-
-def raw_get(app: LiveApp, path: str) -> tuple[int, bytes]:
-    """GET ``path`` byte for byte (no client-side normalisation)."""
-    conn = http.client.HTTPConnection(app.host, app.port, timeout=60)
-    try:
-        conn.putrequest("GET", path, skip_accept_encoding=True)
-        conn.endheaders()
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
 
 
 def search(client: Client, image=APPLE, text="make it an orange", gallery=None, k=5, video=None):

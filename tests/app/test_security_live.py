@@ -7,7 +7,6 @@ class of ``FileData`` payloads that name arbitrary server paths. See docs/SECURI
 
 from __future__ import annotations
 
-import http.client
 import json
 import time
 import uuid
@@ -18,7 +17,7 @@ import pytest
 from gradio_client import handle_file
 from PIL import Image
 
-from helpers.live_app import LiveApp, call_api, count_files, search_parts, start_app
+from helpers.live_app import LiveApp, call_api, count_files, raw_get, search_parts, start_app
 
 REPO = Path(__file__).resolve().parents[2]
 ASSETS = REPO / "assets"
@@ -50,18 +49,6 @@ def app(tmp_path_factory) -> LiveApp:
 @pytest.fixture(scope="module")
 def client(app: LiveApp):
     return app.client()
-
-
-def raw_get(app: LiveApp, path: str) -> tuple[int, bytes]:
-    """GET ``path`` sent byte for byte (no client-side normalisation of ``..`` or ``%2e``)."""
-    conn = http.client.HTTPConnection(app.host, app.port, timeout=60)
-    try:
-        conn.putrequest("GET", path, skip_accept_encoding=True)
-        conn.endheaders()
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
 
 
 def search(client, image=None, text="make it an orange", k=5):

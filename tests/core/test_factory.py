@@ -160,18 +160,22 @@ def test_probe_missing_repo_falls_back(local_hub):
     assert choice.name == "lite" and choice.fallback and "HTTP 404" in choice.reason
 
 
-def test_probe_gives_up_on_a_silent_server(offline_env, monkeypatch):
-    """A server that accepts connections but never answers: the probe stops at its time limit."""
+@pytest.fixture
+def silent_hub(offline_env, monkeypatch):
+    """A hub endpoint that accepts connections but never answers; the probe's time limit is 0.3 s."""
     monkeypatch.delenv("HF_HUB_OFFLINE")
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(8)
-    try:
-        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{sock.getsockname()[1]}")
-        monkeypatch.setenv("COVR_HUB_PROBE_TIMEOUT", "0.3")
-        choice = resolve_encoder_choice("auto")
-    finally:
-        sock.close()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{sock.getsockname()[1]}")
+    monkeypatch.setenv("COVR_HUB_PROBE_TIMEOUT", "0.3")
+    yield
+    sock.close()
+
+
+def test_probe_gives_up_on_a_silent_server(silent_hub):
+    """A server that accepts connections but never answers: the probe stops at its time limit."""
+    choice = resolve_encoder_choice("auto")
     assert choice.name == "lite" and choice.fallback
     assert "could not be reached" in choice.reason or "did not answer" in choice.reason
 
@@ -182,19 +186,10 @@ def test_explicit_blip_without_weights_fails_fast_with_advice(offline_env, no_pr
     assert f"hf download {COVR_HUB_ID} webvid-covr.ckpt" in str(err.value)
 
 
-def test_explicit_blip_with_a_silent_hub_gives_up(offline_env, monkeypatch):
+def test_explicit_blip_with_a_silent_hub_gives_up(silent_hub):
     """No weights cached, a hub that never answers: the probe's time limit ends it with a clear error."""
-    monkeypatch.delenv("HF_HUB_OFFLINE")
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(8)
-    try:
-        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{sock.getsockname()[1]}")
-        monkeypatch.setenv("COVR_HUB_PROBE_TIMEOUT", "0.3")
-        with pytest.raises(WeightsUnavailableError, match="could not be reached|did not answer within"):
-            create_encoder("blip")
-    finally:
-        sock.close()
+    with pytest.raises(WeightsUnavailableError, match="could not be reached|did not answer within"):
+        create_encoder("blip")
 
 
 def test_checkpoint_needs_blip(offline_env, no_probe):

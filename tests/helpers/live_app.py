@@ -13,6 +13,7 @@ so each extra server costs only the encoder load.
 from __future__ import annotations
 
 import atexit
+import http.client
 import os
 import shutil
 import signal
@@ -217,6 +218,18 @@ def start_app(data_dir: str | Path, env: dict[str, str] | None = None, encoder: 
         time.sleep(poll_s)
     app.stop()
     raise RuntimeError(f"app did not answer within {timeout:.0f} s:\n{app.log()[-6000:]}")
+
+
+def raw_get(app: LiveApp, path: str) -> tuple[int, bytes]:
+    """GET ``path`` sent byte for byte (no client-side normalisation of ``..`` or ``%2e``): status and body."""
+    conn = http.client.HTTPConnection(app.host, app.port, timeout=60)
+    try:
+        conn.putrequest("GET", path, skip_accept_encoding=True)
+        conn.endheaders()
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
 
 
 def count_files(folder: str | Path) -> int:
