@@ -32,7 +32,8 @@ import torch
 from covr_core.combiners import MLPCombiner, save_mlp_combiner
 from covr_core.datasets.cirr import load_cirr_split, load_cirr_triplets
 from covr_core.gallery import Gallery
-from covr_core.types import EncoderInfo
+from covr_core.query_folder import QuerySet
+from covr_core.types import EncoderInfo, QueryEmbeddings
 from precompute import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,21 +46,22 @@ def _unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
+def _encoder(dim: int) -> EncoderInfo:
+    return EncoderInfo(name="random", version="0", checkpoint="random", checkpoint_sha256="", dim=dim)
+
+
 def _write_queries(folder: Path, table: pd.DataFrame, rng: np.random.Generator, dim: int) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
     n = len(table)
-    np.savez(folder / "queries.npz", f_mm=_unit(rng, n, dim), f_img=_unit(rng, n, dim), f_txt=_unit(rng, n, dim))
-    table.to_parquet(folder / "queries.parquet", index=False)
-    (folder / "manifest.json").write_text(json.dumps({"name": folder.name, "encoder": "random", "checkpoint": "random",
-                                                      "checkpoint_sha256": "", "dim": dim, "count": n}))
+    emb = QueryEmbeddings(_unit(rng, n, dim), _unit(rng, n, dim), _unit(rng, n, dim))
+    QuerySet.build(emb, table, _encoder(dim), folder.name).save(folder)
     return folder
 
 
 def _write_gallery(folder: Path, ids: list[str], rng: np.random.Generator, dim: int) -> Path:
-    enc = EncoderInfo(name="random", version="0", checkpoint="random", checkpoint_sha256="", dim=dim)
     items = pd.DataFrame({"id": ids, "kind": "image", "media": ids, "caption": "", "split": "bench",
                           "duration": np.nan, "thumbnail": ""})
-    Gallery.build(_unit(rng, len(ids), dim), items, encoder=enc, name=folder.name, media_root=".").save(folder)
+    Gallery.build(_unit(rng, len(ids), dim), items, encoder=_encoder(dim), name=folder.name,
+                  media_root=".").save(folder)
     return folder
 
 

@@ -3,7 +3,8 @@
 A reader never sees a half-written file or folder: it sees either the old version or the new one.
 
 - ``atomic_write_bytes(path, data)``, ``atomic_write_text(path, text)``, ``atomic_write_json(path, obj)``:
-  temp file in the same folder, ``fsync``, ``os.replace``, ``fsync`` of the folder.
+  temp file in the same folder, ``fsync``, ``os.replace``, ``fsync`` of the folder; ``atomic_open(path)`` does
+  the same for a file streamed through an open handle.
 - ``atomic_folder(final_path)``: a context manager that yields an empty temp folder next to ``final_path``;
   on a clean exit every file in it is fsynced and the folder is swapped in (Linux ``renameat2`` with
   ``RENAME_EXCHANGE`` when available, so ``final_path`` never disappears; otherwise rename the old folder
@@ -26,7 +27,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 logger = logging.getLogger(__name__)
 
@@ -63,14 +64,16 @@ def fsync_file(path: str | Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, os.replace)."""
+@contextlib.contextmanager
+def atomic_open(path: str | Path) -> Iterator[BinaryIO]:
+    """Yield a binary file open on a temp sibling of ``path``; on a clean exit it is fsynced and renamed onto
+    ``path`` (large outputs are streamed into it); on an exception it is removed and ``path`` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_sibling(path)
     try:
         with open(tmp, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -79,7 +82,13 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             tmp.unlink()
         raise
     fsync_dir(path.parent)
-    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, os.replace)."""
+    with atomic_open(path) as fh:
+        fh.write(data)
+    return Path(path)
 
 
 def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> Path:

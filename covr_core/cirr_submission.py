@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from covr_core.atomic import atomic_write_json
+from covr_core.atomic import atomic_write_text
 from covr_core.datasets.cirr import CirrTriplet
 from covr_core.ranking import check_scores, cirr_subset_order, column_lookup, mask_references, topk_stable
 
@@ -22,9 +22,9 @@ SUBSET_FILE = "recalls_cirr_subset.json"
 TOP_RECALL, TOP_SUBSET = 50, 3
 
 
-def write_cirr_submission(scores: np.ndarray, gallery_ids: Sequence[str], triplets: Sequence[CirrTriplet],
-                          out_dir: str | Path) -> tuple[Path, Path]:  # fmt: skip
-    """Write both submission files into ``out_dir``; returns (recall file, subset file)."""
+def cirr_submission_texts(scores: np.ndarray, gallery_ids: Sequence[str],
+                          triplets: Sequence[CirrTriplet]) -> dict[str, str]:  # fmt: skip
+    """Both submission files as JSON text: ``{RECALL_FILE: ..., SUBSET_FILE: ...}``."""
     lookup = column_lookup(gallery_ids)
     s = mask_references(check_scores(scores, len(triplets), len(gallery_ids)), lookup, triplets)
     top = topk_stable(s, TOP_RECALL)
@@ -35,9 +35,17 @@ def write_cirr_submission(scores: np.ndarray, gallery_ids: Sequence[str], triple
     subset: dict = {"version": "rc2", "metric": "recall_subset"}
     for t, names in zip(triplets, cirr_subset_order(s, lookup, triplets)):
         subset[str(t.pairid)] = names[:TOP_SUBSET]
+    return {name: json.dumps(obj, ensure_ascii=False) + "\n" for name, obj in ((RECALL_FILE, recall),
+                                                                               (SUBSET_FILE, subset))}
+
+
+def write_cirr_submission(scores: np.ndarray, gallery_ids: Sequence[str], triplets: Sequence[CirrTriplet],
+                          out_dir: str | Path) -> tuple[Path, Path]:  # fmt: skip
+    """Write both submission files into ``out_dir``; returns (recall file, subset file)."""
+    texts = cirr_submission_texts(scores, gallery_ids, triplets)
     out = Path(out_dir)
-    return atomic_write_json(out / RECALL_FILE, recall, indent=None), atomic_write_json(
-        out / SUBSET_FILE, subset, indent=None
+    return atomic_write_text(out / RECALL_FILE, texts[RECALL_FILE]), atomic_write_text(
+        out / SUBSET_FILE, texts[SUBSET_FILE]
     )
 
 

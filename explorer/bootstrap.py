@@ -164,6 +164,7 @@ def ensure_demo_benchmarks(services: Services, report: Any = None) -> list[str]:
 
     Runs ``precompute.queries`` and ``precompute.evaluate`` into ``<data>/queries/`` and
     ``<data>/evaluations/``; a failure is logged and the Explore tab simply lists fewer benchmarks."""
+    from covr_core.evaluation_folder import Evaluation
     from precompute import evaluate, queries
 
     info = services.encoder_unchecked.info
@@ -179,7 +180,7 @@ def ensure_demo_benchmarks(services: Services, report: Any = None) -> list[str]:
     for i, (kind, plan) in enumerate(plans.items()):
         name = f"mini-{kind}-{info.name}"
         out = services.data_dir / "evaluations" / name
-        if (out / "per_query.parquet").exists():
+        if Evaluation.exists(out):
             done.append(name)
             continue
         if report is not None:

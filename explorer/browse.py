@@ -1,14 +1,13 @@
-"""Benchmark browser: evaluation runs (``per_query.parquet`` of ``precompute.evaluate``), filters, deep links.
+"""Benchmark browser: evaluation runs of ``precompute.evaluate``, filters, deep links.
 
-An evaluation folder holds ``per_query.parquet`` (``query_id, combiner, reference, target, rank, top_ids,
-top_scores, w_mm, w_img, w_txt``) and ``metrics.json`` (``info.queries``: the queries folder whose
-``queries.parquet`` gives each query's ``caption``; ``info.gallery``: the gallery folder). The app looks for
-them under ``<data>/evaluations/<name>/``.
+An evaluation folder (``covr_core.evaluation_folder.Evaluation``) holds the per-query table (``query_id, combiner,
+reference, target, rank, top_ids, top_scores, w_mm, w_img, w_txt``) and the run's ``info`` (the queries folder
+that gives each query's ``caption``; the gallery folder). The app looks for them under
+``<data>/evaluations/<name>/``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from urllib.parse import urlencode
 import numpy as np
 import pandas as pd
 
+from covr_core.evaluation_folder import Evaluation
 from covr_core.types import WEIGHT_NAMES
 
 log = logging.getLogger(__name__)
@@ -27,67 +27,43 @@ OUTCOMES = ("all", "success", "failure")
 
 @dataclass
 class Benchmark:
-    """One evaluation run: the long per-query table plus captions and its info block."""
+    """One evaluation run as the app shows it: its name, the evaluation and the queries' captions."""
 
     name: str
-    folder: Path
-    per_query: pd.DataFrame
+    evaluation: Evaluation
     captions: dict[str, str] = field(default_factory=dict)
-    info: dict[str, Any] = field(default_factory=dict)
-    stamp: tuple = ()  #: ``benchmark_stamp`` of the folder when it was read
+    stamp: tuple = ()  #: ``Evaluation.stamp`` of the folder when it was read
+
+    @property
+    def folder(self) -> Path | None:
+        """The evaluation folder."""
+        return self.evaluation.folder
+
+    @property
+    def per_query(self) -> pd.DataFrame:
+        """The long per-query table (``query_id`` as text)."""
+        return self.evaluation.per_query
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The run's ``info`` block."""
+        return self.evaluation.info
 
     @property
     def combiners(self) -> list[str]:
         """Combiners evaluated, in file order."""
-        return list(dict.fromkeys(self.per_query["combiner"].astype(str)))
+        return self.evaluation.combiners
 
     @property
     def gallery_folder(self) -> Path | None:
         """The gallery folder the run used (None when unknown)."""
-        g = self.info.get("gallery")
-        return _resolve(g, self.folder) if g else None
-
-
-def _resolve(path: str, base: Path) -> Path | None:
-    p = Path(path)
-    for cand in (p, base / p, base.parent / p, base.parent.parent / p):
-        if cand.exists():
-            return cand.resolve()
-    return None
+        return self.evaluation.gallery_folder
 
 
 def find_benchmarks(data_dir: str | Path) -> dict[str, Path]:
     """Evaluation folders under ``<data>/evaluations/`` (name -> folder), sorted by name; hidden folders
     (an evaluation being written) are skipped."""
-    root = Path(data_dir) / "evaluations"
-    if not root.is_dir():
-        return {}
-    return {p.parent.name: p.parent for p in sorted(root.glob("*/per_query.parquet"))
-            if not p.parent.name.startswith(".")}
-
-
-def benchmark_stamp(folder: Path) -> tuple:
-    """Changes when an evaluation folder is rewritten (modification times and sizes of its two files)."""
-    out = []
-    for name in ("per_query.parquet", "metrics.json"):
-        try:
-            st = (folder / name).stat()
-            out.append((st.st_mtime_ns, st.st_size))
-        except OSError:
-            out.append(None)
-    return tuple(out)
-
-
-def benchmark_combiner_names(folder: Path) -> list[str]:
-    """Combiners of an evaluation folder from its ``metrics.json`` (the parquet only when that is missing)."""
-    try:
-        names = json.loads((folder / "metrics.json").read_text()).get("info", {}).get("combiners")
-    except (OSError, json.JSONDecodeError):
-        names = None
-    if names:
-        return [str(n) for n in names]
-    pq = pd.read_parquet(folder / "per_query.parquet", columns=["combiner"])
-    return list(dict.fromkeys(pq["combiner"].astype(str)))
+    return Evaluation.find(Path(data_dir) / "evaluations")
 
 
 def request_base_url(headers: Mapping[str, str], default: str = "") -> str:
@@ -118,20 +94,10 @@ def page_of(table: pd.DataFrame, page: int, per_page: int) -> tuple[pd.DataFrame
 
 
 def load_benchmark(folder: str | Path, name: str | None = None) -> Benchmark:
-    """Read an evaluation folder (captions come from the queries folder named in ``metrics.json``)."""
-    folder = Path(folder)
-    pq = pd.read_parquet(folder / "per_query.parquet")
-    pq["query_id"] = pq["query_id"].astype(str)
-    info: dict[str, Any] = {}
-    if (folder / "metrics.json").exists():
-        info = json.loads((folder / "metrics.json").read_text()).get("info", {})
-    captions: dict[str, str] = {}
-    qdir = _resolve(info["queries"], folder) if info.get("queries") else None
-    if qdir is not None and (qdir / "queries.parquet").exists():
-        q = pd.read_parquet(qdir / "queries.parquet", columns=None)
-        if {"query_id", "caption"} <= set(q.columns):
-            captions = dict(zip(q["query_id"].astype(str), q["caption"].astype(str)))
-    return Benchmark(name=name or folder.name, folder=folder, per_query=pq, captions=captions, info=info)
+    """Read an evaluation folder (captions come from the queries folder its info names)."""
+    evaluation = Evaluation.load(folder)
+    evaluation.per_query["query_id"] = evaluation.per_query["query_id"].astype(str)  # ids as in URLs
+    return Benchmark(name=name or Path(folder).name, evaluation=evaluation, captions=evaluation.captions())
 
 
 def wide_table(bench: Benchmark, combiner: str, k: int = 10) -> pd.DataFrame:

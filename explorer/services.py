@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from covr_core.evaluation_folder import Evaluation
 from covr_core.gallery_files import GalleryError
 from covr_core.gallery_files import read_manifest as read_gallery_manifest
 from covr_core.gallery_integrity import HashCache
 from covr_core.media import ImageLimits, check_resize_budget
 from covr_core.settings import AppOptions, Settings, app_options_from_env, load_settings
 from covr_core.types import EncoderInfo
-from explorer.browse import Benchmark, benchmark_combiner_names, benchmark_stamp, find_benchmarks, load_benchmark
+from explorer.browse import Benchmark, find_benchmarks, load_benchmark
 from explorer.curation import CurationStores
 from explorer.export import manifest_hash
 from explorer.near_duplicates import NearDuplicateFinder
@@ -345,7 +346,7 @@ class Services:
             if name not in folders:
                 self._benchmarks.pop(name, None)
                 raise KeyError(f"unknown benchmark {name!r} (have {sorted(folders)})")
-            stamp = benchmark_stamp(folders[name])
+            stamp = Evaluation.stamp(folders[name])
             cached = self._benchmarks.get(name)
             if cached is None or getattr(cached, "stamp", None) != stamp:
                 cached = load_benchmark(folders[name], name)
@@ -363,7 +364,7 @@ class Services:
 
         seen: list[str] = []
         for folder in find_benchmarks(self.data_dir).values():
-            seen.extend(c for c in benchmark_combiner_names(folder) if c not in seen)
+            seen.extend(c for c in Evaluation.combiner_names(folder) if c not in seen)
         order = {c: i for i, c in enumerate(dict.fromkeys(["NA", "AVG", "MLP", *list_combiners(None)]))}
         return sorted(seen, key=lambda c: order.get(c, len(order)))
 

@@ -1,13 +1,11 @@
-"""Report files of ``precompute.evaluate``: the study's table layout as Markdown, CSV, LaTeX and JSON."""
+"""Report tables of ``precompute.evaluate``: the study's table layout as Markdown, CSV and LaTeX."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
-from pathlib import Path
 
-from covr_core.atomic import atomic_write_text
+from covr_core.evaluation_folder import REPORT_FILES
 
 #: (metrics key, column label) of the CIRR table; Rs = hard subset recall, Rs~ = CoVR's graded variant.
 CIRR_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -29,11 +27,6 @@ WEBVID_LEGEND = (
     "R@K: the row's target video in the top K (gallery = the targets of all rows, same-video columns removed); "
     "meanR3 = mean(R@1, R@5, R@10), meanR4 = mean(R@1, R@5, R@10, R@50)."
 )
-
-
-def write_json(path: Path, obj: dict) -> None:
-    """Pretty JSON, written atomically."""
-    atomic_write_text(Path(path), json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def header_lines(info: dict) -> list[str]:
@@ -129,15 +122,12 @@ def table_rows(results: dict[str, dict], columns, pretraining: str = "–") -> l
             for name, res in results.items()]
 
 
-def write_report(out: Path, report: dict, columns, header: list[str]) -> None:
-    """``metrics.md``, ``metrics.csv``, ``metrics.tex`` and ``metrics.json`` in ``out``."""
+def render_reports(report: dict, columns, header: list[str]) -> dict[str, str]:
+    """The texts of the report files (``covr_core.evaluation_folder.REPORT_FILES``: Markdown, CSV, LaTeX)."""
     info, results = report["info"], report["results"]
     legend = CIRR_LEGEND if info["benchmark"] == "cirr" else WEBVID_LEGEND
-    md = "\n".join([*header, "", markdown_table(results, columns, info["pretraining"]), "", legend, ""])
-    atomic_write_text(Path(out) / "metrics.md", md)
-    atomic_write_text(Path(out) / "metrics.csv", csv_text(results, columns, info["pretraining"]))
     head = ["pretraining", "method", *(label for _, label in columns)]
     caption = f"{'CIRR' if info['benchmark'] == 'cirr' else 'WebVid-CoVR'}: {info['num_queries']} queries"
-    atomic_write_text(Path(out) / "metrics.tex", latex_table(table_rows(results, columns, info["pretraining"]),
-                                                             head, caption))
-    write_json(Path(out) / "metrics.json", report)
+    md = "\n".join([*header, "", markdown_table(results, columns, info["pretraining"]), "", legend, ""])
+    tex = latex_table(table_rows(results, columns, info["pretraining"]), head, caption)
+    return dict(zip(REPORT_FILES, (md, csv_text(results, columns, info["pretraining"]), tex)))

@@ -14,19 +14,15 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import pandas as pd
 
 from covr_core.atomic import atomic_write_text
+from covr_core.evaluation_folder import Evaluation
+from covr_core.types import WEIGHT_NAMES
 from precompute._eval_report import latex_table, markdown_rows, notes
 
 TABLE1_METRICS = ("R@1", "R@5", "R@10", "R@50", "Rs@1", "Rs@2", "Rs@3", "Avg")
 WEBVID_METRICS = ("R@1", "R@5", "R@10", "R@50", "meanR3", "meanR4")
 TABLE4_RULES = ("all", "same-author", "same-category", "same-author-or-category")
-
-
-def read_metrics(folder: str | Path) -> dict:
-    """``metrics.json`` of an evaluation folder."""
-    return json.loads((Path(folder) / "metrics.json").read_text(encoding="utf-8"))
 
 
 def metric_rows(evaluations: dict[str, dict], metrics: Sequence[str], model: str) -> list[list[str]]:
@@ -77,9 +73,9 @@ def _numeric(cell: str) -> bool:
 
 def mlp_weights(eval_folder: str | Path) -> np.ndarray | None:
     """The MLP rows' (w_mm, w_img, w_txt) of an evaluation's per-query table (None without MLP rows)."""
-    pq = pd.read_parquet(Path(eval_folder) / "per_query.parquet", columns=["combiner", "w_mm", "w_img", "w_txt"])
+    pq = Evaluation.load(eval_folder, columns=["combiner", *WEIGHT_NAMES]).per_query
     rows = pq[pq["combiner"] == "MLP"]
-    return rows[["w_mm", "w_img", "w_txt"]].to_numpy(dtype=float) if len(rows) else None
+    return rows[list(WEIGHT_NAMES)].to_numpy(dtype=float) if len(rows) else None
 
 
 def index_markdown(name: str, files: list[str], evaluations: dict[str, dict], mlp: dict | None,

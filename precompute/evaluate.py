@@ -8,7 +8,8 @@ scores, combiner weights) that the explorer reads instead of recomputing anythin
 
 WebVid-CoVR with repeated targets (train/val CSVs, filtered subsets): one gallery entry per distinct target
 video, each query keeps its own row and is scored against its own target's column, as CoVR does. The output
-folder is written atomically (a failed run leaves nothing behind). Output layout:
+folder (:class:`covr_core.evaluation_folder.Evaluation`) is written atomically (a failed run leaves nothing
+behind). Output layout:
 
 - ``metrics.md`` / ``metrics.csv`` / ``metrics.tex`` / ``metrics.json``: one row per combiner (CIRR val with
   the study's ``Avg`` = (R@5 + Rs@1) / 2, WebVid-CoVR with meanR3 / meanR4), a note when two combiners give the
@@ -20,58 +21,30 @@ folder is written atomically (a failed run leaves nothing behind). Output layout
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from covr_core.atomic import atomic_write_bytes
-from covr_core.cirr_submission import write_cirr_submission
-from covr_core.types import WEIGHT_NAMES, QueryEmbeddings
+from covr_core import query_folder as qf
+from covr_core.cirr_submission import cirr_submission_texts
+from covr_core.evaluation_folder import PER_QUERY_FILE, Evaluation
+from covr_core.query_folder import QuerySet
+from covr_core.types import WEIGHT_NAMES
 
 from precompute._common import make_parser, provenance, setup_logging
 from precompute._webvid_eval import webvid_exclusion, webvid_gallery, webvid_metrics
-from precompute._eval_report import (
-    CIRR_COLUMNS,
-    WEBVID_COLUMNS,
-    header_lines,
-    write_json,
-    write_report,
-)
+from precompute._eval_report import CIRR_COLUMNS, WEBVID_COLUMNS, header_lines, render_reports
 
 log = logging.getLogger(__name__)
 
 #: Score of excluded columns (CIRR reference, WebVid same video): -inf like covr_core.metrics (CoVR: -100 / -10).
 EXCLUDED_SCORE = -np.inf
 BENCHMARKS = ("cirr", "webvid")
-
-
-@dataclass
-class QuerySet:
-    """A queries folder: ``queries.npz`` (f_mm, f_img, f_txt) row-aligned with ``queries.parquet``."""
-
-    emb: QueryEmbeddings
-    table: pd.DataFrame
-    manifest: dict
-    folder: Path
-
-    def __len__(self) -> int:
-        return len(self.table)
-
-
-def load_queries(folder: str | Path) -> QuerySet:
-    """Read a queries folder written by ``precompute.queries`` (see docs/ARCHITECTURE.md)."""
-    from precompute.merge import load_queries as _load
-
-    table, arrays, manifest = _load(folder)
-    emb = QueryEmbeddings(*(np.ascontiguousarray(arrays[k], dtype=np.float32) for k in ("f_mm", "f_img", "f_txt")))
-    return QuerySet(emb=emb, table=table.reset_index(drop=True), manifest=manifest, folder=Path(folder))
 
 
 def check_compatible(qs: QuerySet, gallery_manifest: dict, queries_path, gallery_path) -> None:
@@ -167,17 +140,16 @@ def per_query_frame(combiner: str, table: pd.DataFrame, weights: np.ndarray, sco
 
 
 def _evaluate_one(benchmark: str, name: str, scores: np.ndarray, qs: QuerySet, gallery_ids: list[str],
-                  triplets, target_cols: np.ndarray | None, out: Path) -> dict:
+                  triplets, target_cols: np.ndarray | None, submissions: dict[str, dict[str, str]]) -> dict:
+    """Metrics of one combiner; CIRR test1 (no targets): its submission files go into ``submissions``."""
     from covr_core import metrics
 
     if benchmark == "webvid":
         return webvid_metrics(scores, target_cols)
     if has_targets(qs.table):
         return metrics.evaluate_cirr(scores, gallery_ids, triplets)
-    sub_dir = out / "submissions" / name
-    sub_dir.mkdir(parents=True, exist_ok=True)
-    paths = write_cirr_submission(scores, gallery_ids, triplets, sub_dir)
-    return {"submission": [Path(p).relative_to(out).as_posix() for p in paths]}
+    submissions[name] = cirr_submission_texts(scores, gallery_ids, triplets)
+    return {"submission": [Evaluation.submission_path(name, f) for f in submissions[name]]}
 
 
 def combiner_scores(query: np.ndarray, gallery_emb: np.ndarray, exclusion: np.ndarray) -> np.ndarray:
@@ -239,7 +211,6 @@ def run(
     split). The folder is written atomically: on any error nothing is left at ``out`` (an earlier report
     there stays as it was).
     """
-    from covr_core.atomic import atomic_folder
     from covr_core.combiners import combine, load_mlp_combiner
     from covr_core.gallery import Gallery
 
@@ -247,7 +218,7 @@ def run(
         raise ValueError(f"benchmark must be one of {BENCHMARKS}, got {benchmark!r}")
     t0 = time.perf_counter()
     out = Path(out)
-    qs = load_queries(queries)
+    qs = QuerySet.load(queries)
     if query_ids is not None:
         qs = subset_queries(qs, query_ids)
     gal = Gallery.load(gallery)
@@ -277,46 +248,42 @@ def run(
 
     results: dict[str, dict] = {}
     composed: dict[str, np.ndarray] = {}
-    with atomic_folder(out) as tmp:
-        frames = []
-        for name in names:
-            cq = combine(name, qs.emb, mlp=mlp_model)
-            composed[name] = cq.query
-            scores = combiner_scores(cq.query, gallery_emb, exclusion)
-            res = _evaluate_one(benchmark, name, scores, qs, gallery_ids, triplets, target_cols, tmp)
-            results[name] = {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in res.items()}
-            frames.append(per_query_frame(name, qs.table, cq.weights, scores, gallery_ids, top_k))
-        per_query = pd.concat(frames, ignore_index=True)
-        buf = io.BytesIO()
-        per_query.to_parquet(buf, index=False)
-        atomic_write_bytes(tmp / "per_query.parquet", buf.getvalue())
+    submissions: dict[str, dict[str, str]] = {}
+    frames = []
+    for name in names:
+        cq = combine(name, qs.emb, mlp=mlp_model)
+        composed[name] = cq.query
+        scores = combiner_scores(cq.query, gallery_emb, exclusion)
+        res = _evaluate_one(benchmark, name, scores, qs, gallery_ids, triplets, target_cols, submissions)
+        results[name] = {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in res.items()}
+        frames.append(per_query_frame(name, qs.table, cq.weights, scores, gallery_ids, top_k))
+    per_query = pd.concat(frames, ignore_index=True)
 
-        info = {
-            "benchmark": benchmark,
-            "split": "test (submission files)" if benchmark == "cirr" and not has_targets(qs.table) else "labelled",
-            "queries": str(Path(queries)),
-            "gallery": str(Path(gallery)),
-            "gallery_manifest": {k: gal.manifest.get(k) for k in ("name", "encoder", "checkpoint", "checkpoint_sha256", "count", "dim")},
-            "queries_manifest": {k: qs.manifest.get(k) for k in ("name", "encoder", "checkpoint", "checkpoint_sha256", "count")},
-            "query_subset": str(query_ids) if isinstance(query_ids, (str, Path)) else (
-                f"{len(qs)} listed ids" if query_ids is not None else None),
-            "mlp": str(mlp) if mlp else None,
-            "mlp_record": _mlp_summary(mlp_model),
-            "mlp_overlap": leakage,
-            "combiners": names,
-            "identical_combiners": identical_combiners(composed),
-            "num_queries": len(qs),
-            "num_gallery": int(len(gallery_ids)),
-            "gallery_protocol": WEBVID_GALLERY_NOTE if benchmark == "webvid" else CIRR_GALLERY_NOTE,
-            "pretraining": pretraining,
-            "provenance": provenance_record or provenance([]),
-            "seconds": round(time.perf_counter() - t0, 3),
-        }
-        report = {"info": info, "results": results}
-        if info["split"] == "labelled":
-            write_report(tmp, report, CIRR_COLUMNS if benchmark == "cirr" else WEBVID_COLUMNS, header_lines(info))
-        else:
-            write_json(tmp / "metrics.json", report)
+    info = {
+        "benchmark": benchmark,
+        "split": "test (submission files)" if benchmark == "cirr" and not has_targets(qs.table) else "labelled",
+        "queries": str(Path(queries)),
+        "gallery": str(Path(gallery)),
+        "gallery_manifest": {k: gal.manifest.get(k) for k in ("name", "encoder", "checkpoint", "checkpoint_sha256", "count", "dim")},
+        "queries_manifest": {k: qs.manifest.get(k) for k in ("name", "encoder", "checkpoint", "checkpoint_sha256", "count")},
+        "query_subset": str(query_ids) if isinstance(query_ids, (str, Path)) else (
+            f"{len(qs)} listed ids" if query_ids is not None else None),
+        "mlp": str(mlp) if mlp else None,
+        "mlp_record": _mlp_summary(mlp_model),
+        "mlp_overlap": leakage,
+        "combiners": names,
+        "identical_combiners": identical_combiners(composed),
+        "num_queries": len(qs),
+        "num_gallery": int(len(gallery_ids)),
+        "gallery_protocol": WEBVID_GALLERY_NOTE if benchmark == "webvid" else CIRR_GALLERY_NOTE,
+        "pretraining": pretraining,
+        "provenance": provenance_record or provenance([]),
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    report = {"info": info, "results": results}
+    reports = (render_reports(report, CIRR_COLUMNS if benchmark == "cirr" else WEBVID_COLUMNS, header_lines(info))
+               if info["split"] == "labelled" else {})
+    Evaluation.build(per_query, info, results, reports=reports, submissions=submissions).save(out)
     log.info("wrote %s in %.2f s", out, info["seconds"])
     return report
 
@@ -345,26 +312,20 @@ def subset_queries(qs: QuerySet, query_ids: str | Path | Sequence[str]) -> Query
         raise ValueError(f"none of the {len(ids)} listed query ids is in {qs.folder}")
     if keep.sum() < len(set(ids)):
         log.warning("%d listed query ids are not in %s", len(set(ids)) - int(keep.sum()), qs.folder)
-    return take_queries(qs, np.nonzero(keep)[0])
-
-
-def take_queries(qs: QuerySet, rows: np.ndarray) -> QuerySet:
-    """The queries at these row positions (embeddings and table stay aligned)."""
-    emb = QueryEmbeddings(*(np.ascontiguousarray(a[rows]) for a in (qs.emb.f_mm, qs.emb.f_img, qs.emb.f_txt)))
-    return QuerySet(emb=emb, table=qs.table.iloc[rows].reset_index(drop=True), manifest=qs.manifest, folder=qs.folder)
+    return qs.take(np.nonzero(keep)[0])
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line flags (``--help`` lists them with defaults)."""
     p = make_parser("python -m precompute.evaluate",
                     "Recall tables, CIRR submission files and a per-query table for every combiner.")
-    p.add_argument("--queries", required=True, help="queries folder (queries.npz + queries.parquet)")
+    p.add_argument("--queries", required=True, help=f"queries folder ({qf.ARRAYS_FILE} + {qf.TABLE_FILE})")
     p.add_argument("--gallery", required=True, help="gallery folder of the targets")
     p.add_argument("--benchmark", required=True, choices=BENCHMARKS, help="protocol: CIRR or WebVid-CoVR")
     p.add_argument("--out", required=True, help="output folder for the report files")
     p.add_argument("--mlp", default=None, help="trained MLP combiner (.safetensors); MLP is evaluated only with it")
     p.add_argument("--combiners", nargs="+", default=None, help="evaluate only these combiners (default: all available)")
-    p.add_argument("--top-k", type=int, default=10, help="ids and scores kept per query in per_query.parquet")
+    p.add_argument("--top-k", type=int, default=10, help=f"ids and scores kept per query in {PER_QUERY_FILE}")
     p.add_argument("--pretraining", default="–", help="label of the 'pretraining' column of the Markdown table")
     p.add_argument("--query-ids", default=None,
                    help="file of query ids (one per line) to evaluate, e.g. the held-out part written by "

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -26,7 +25,9 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from covr_core.atomic import atomic_write_json, fsync_dir, fsync_file
+from covr_core import query_folder as qf
+from covr_core.atomic import fsync_dir
+from covr_core.query_folder import QuerySet
 from covr_core.types import EncoderInfo
 
 from . import _common as C
@@ -37,8 +38,6 @@ log = logging.getLogger(__name__)
 
 GALLERY_FILES_LAST = "manifest.json"
 ITEM_COLUMNS = ("id", "kind", "media", "caption", "split", "duration", "thumbnail")
-QUERY_COLUMNS = ("query_id", "reference", "target", "caption", "members", "target_soft")
-QUERY_ARRAYS = ("f_mm", "f_img", "f_txt")
 STAGE = "_final"
 
 
@@ -175,44 +174,17 @@ def _move_files_in(stage: Path, out: Path) -> None:
 
 def _finalize_queries(out: Path, stage: Path, stores: list[PartStore], job: dict, plan: pd.DataFrame,
                       index: RowIndex, index_type: str) -> None:
-    enc = job["encoder"]
-    arrays, _ = _gather_to_disk(stage, index, QUERY_ARRAYS, int(enc["dim"]))
+    arrays, _ = _gather_to_disk(stage, index, qf.ARRAYS, int(job["encoder"]["dim"]))
     table = plan.iloc[index.done_rows].reset_index(drop=True)
-    table = table[[c for c in QUERY_COLUMNS if c in table]]
-    (out / "manifest.json").unlink(missing_ok=True)
-    npz = stage / "queries.npz"
-    with open(npz, "wb") as fh:  # streamed from the memory maps in 16 MiB blocks (numpy's zip writer)
-        np.savez(fh, **arrays)
-    fsync_file(npz)
-    table.to_parquet(stage / "queries.parquet", index=False)
-    fsync_file(stage / "queries.parquet")
-    sha = C.sha256_file(npz)
-    os.replace(npz, out / "queries.npz")
-    os.replace(stage / "queries.parquet", out / "queries.parquet")
-    prov = job.get("provenance", {})
-    atomic_write_json(out / "manifest.json", {
-        "name": job["name"], "kind": "queries", "encoder": enc["name"], "encoder_version": enc["version"],
-        "checkpoint": enc["checkpoint"], "checkpoint_sha256": enc["checkpoint_sha256"], "dim": enc["dim"],
-        "count": int(len(table)), "planned": int(len(plan)), "failed": len(index.failures), "normalised": True,
-        "dtype": "float32", "dataset": job.get("dataset_key"), "benchmark": prov.get("benchmark"),
-        "created": C.provenance()["created"], "package_version": C.package_versions().get("covr-explorer", ""),
-        "queries_sha256": sha, "media_root": job.get("media_root", ""), "provenance": prov})
+    table = table[[c for c in qf.COLUMNS if c in table]]
+    queries = QuerySet.build(arrays, table, EncoderInfo(**job["encoder"]), job["name"], planned=len(plan),
+                             failed=len(index.failures), dataset=job.get("dataset_key"),
+                             media_root=job.get("media_root", ""), provenance=job.get("provenance", {}))
+    queries.save(out)  # streamed from the memory maps under stage
 
 
 #: job kind -> writer of its final output
 FINALIZERS: dict[str, Callable[..., None]] = {"gallery": _finalize_gallery, "queries": _finalize_queries}
-
-
-def load_queries(folder: str | Path) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict]:
-    """Read a queries folder: (table, {f_mm, f_img, f_txt}, manifest); rows aligned."""
-    folder = Path(folder)
-    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    table = pd.read_parquet(folder / "queries.parquet")
-    with np.load(folder / "queries.npz", allow_pickle=False) as z:
-        arrays = {k: z[k] for k in QUERY_ARRAYS}
-    if any(len(a) != len(table) for a in arrays.values()):
-        raise ValueError(f"{folder}: queries.npz and queries.parquet disagree on the row count")
-    return table, arrays, manifest
 
 
 def run(*, out: str, inputs: Sequence[str] | None = None, index_type: str | None = None,

@@ -4,9 +4,9 @@
     python -m precompute.queries --dataset webvid --csv webvid8m-covr_test.csv --video-root WebVid/8M/train \\
         --out data/queries/webvid-test
 
-Writes ``queries.npz`` (``f_mm, f_img, f_txt`` [N, dim] float32), ``queries.parquet`` (``query_id, reference,
-target, caption`` + CIRR ``members``/``target_soft`` as JSON) and ``manifest.json``; evaluation and MLP training
-read these and never run the backbone again. WebVid-CoVR references are the middle frame of ``pth1``.
+Writes a queries folder (:class:`covr_core.query_folder.QuerySet`: ``f_mm, f_img, f_txt`` [N, dim] float32
+row-aligned with a table of ``query_id, reference, target, caption`` + CIRR ``members``/``target_soft`` as JSON,
+and a manifest); evaluation and MLP training read it and never run the backbone again. WebVid-CoVR references are the middle frame of ``pth1``.
 Resumable, shardable and Ray-capable (``--ray auto``) like the gallery job: both run ``_job.run_embedding_job``.
 """
 
@@ -22,13 +22,13 @@ import pandas as pd
 import torch
 
 from covr_core.datasets import DatasetSpec, ItemList, query_datasets
+from covr_core.query_folder import ARRAYS, QuerySet
 
 from . import _common as C
 from ._data import QueryItems
 from ._job import run_embedding_job
 from ._options import QueriesOptions
 from ._units import EmbeddingKind
-from .merge import QUERY_ARRAYS, load_queries
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +57,15 @@ class QueriesKind(EmbeddingKind):
         def process(batch: dict) -> tuple[list[int], dict[str, np.ndarray], list[dict]]:
             with timer("model"), torch.inference_mode(), C.autocast_context(device, opts.dtype):
                 q = encoder.encode_queries(batch["images"], batch["texts"])
-            arrays = {k: np.asarray(getattr(q, k), dtype=np.float32) for k in QUERY_ARRAYS}
+            arrays = {k: np.asarray(getattr(q, k), dtype=np.float32) for k in ARRAYS}
             return batch["rows"], arrays, [{} for _ in batch["rows"]]
 
         return process
 
     def read_output(self, out: Path, plan: pd.DataFrame) -> tuple[np.ndarray, dict[str, np.ndarray], list[dict]]:
-        table, arrays, _ = load_queries(out)
-        rows = pd.Index(plan["id"].astype(str)).get_indexer(table["query_id"].astype(str))
-        return rows.astype(np.int64), arrays, [{} for _ in range(len(rows))]
+        queries = QuerySet.load(out)
+        rows = pd.Index(plan["id"].astype(str)).get_indexer(queries.table["query_id"].astype(str))
+        return rows.astype(np.int64), queries.arrays(), [{} for _ in range(len(rows))]
 
 
 QUERIES = QueriesKind()

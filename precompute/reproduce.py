@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from covr_core.atomic import atomic_write_json, atomic_write_text
+from covr_core.evaluation_folder import Evaluation
+from covr_core.query_folder import QuerySet
 
 from . import _common as C
 
@@ -108,8 +110,8 @@ class Reproduction:
         if job == "gallery" and self.a.no_thumbs:
             argv.append("--no-thumbs")
         module.main(argv)
-        final = out / ("manifest.json" if job == "gallery" else "queries.npz")
-        if not final.is_file():
+        finished = (out / "manifest.json").is_file() if job == "gallery" else QuerySet.exists(out)
+        if not finished:
             raise RuntimeError(f"precompute.{job} did not finish {out} (see {out / 'failures.csv'}); run the same "
                                "command again to resume")
         manifest = json.loads((out / "manifest.json").read_text())
@@ -224,7 +226,7 @@ def run(a: argparse.Namespace, argv: Sequence[str] | None = None) -> dict:
         name = f"{rep.name}-cirr-val"
         rep.stage("evaluate:cirr-val", lambda: rep.evaluate(val["queries"], val["gallery"], "cirr", ev_dir / name,
                                                             combiners=FIXED_COMBINERS))
-        cirr_evals[name] = R.read_metrics(ev_dir / name)
+        cirr_evals[name] = Evaluation.read_report(ev_dir / name)
         train = None
         if has_cirr_split(a.cirr_root, "train"):
             train = rep.cirr_split("train")
@@ -236,7 +238,7 @@ def run(a: argparse.Namespace, argv: Sequence[str] | None = None) -> dict:
             rep.stage("evaluate:cirr-val-mlp", lambda: rep.evaluate(val["queries"], val["gallery"], "cirr",
                                                                     ev_dir / mlp_eval, mlp=Path(mlp["path"]),
                                                                     query_ids=held))
-            cirr_evals[mlp_eval] = R.read_metrics(ev_dir / mlp_eval)
+            cirr_evals[mlp_eval] = Evaluation.read_report(ev_dir / mlp_eval)
             weights = R.mlp_weights(ev_dir / mlp_eval)
             paths = figure1(weights, rep.report / "figure1",
                                     f"MLP weights over {len(weights):,} CIRR queries ({mlp_eval})")
@@ -266,7 +268,7 @@ def run(a: argparse.Namespace, argv: Sequence[str] | None = None) -> dict:
         embedded["webvid"] = {"gallery": g, "queries": q}
         rep.stage("evaluate:webvid", lambda: rep.evaluate(Path(q["folder"]), Path(g["folder"]), "webvid", ev_dir / tag,
                                                           combiners=FIXED_COMBINERS))
-        webvid_evals[tag] = R.read_metrics(ev_dir / tag)
+        webvid_evals[tag] = Evaluation.read_report(ev_dir / tag)
         R.write_table(rep.report, "webvid", ["model", "evaluation", "queries", "method", *R.WEBVID_METRICS],
                       R.metric_rows(webvid_evals, R.WEBVID_METRICS, a.label or a.encoder),
                       "WebVid-CoVR recalls per combiner (meanR4 = the Avg of later papers).")

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from covr_core.query_folder import QuerySet
 from covr_core.types import WEIGHT_NAMES
 
 from precompute._common import make_parser, progress, provenance, setup_logging
@@ -53,7 +54,7 @@ from precompute._query_split import (
     split_keys_path,
     write_query_ids,
 )
-from precompute.evaluate import QuerySet, check_compatible, columns_of, load_queries, mask_columns, take_queries
+from precompute.evaluate import check_compatible, columns_of, mask_columns
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ def weight_stats(weights: np.ndarray) -> dict[str, dict[str, float]]:
 def _load_split(queries: str | Path | QuerySet, gallery: str | Path, name: str) -> tuple[_Split, QuerySet, dict]:
     from covr_core.gallery import Gallery
 
-    qs = queries if isinstance(queries, QuerySet) else load_queries(queries)
+    qs = queries if isinstance(queries, QuerySet) else QuerySet.load(queries)
     gal = Gallery.load(gallery)
     check_compatible(qs, gal.manifest, qs.folder, gallery)
     ids = gal.items["id"].astype(str).to_numpy()
@@ -136,12 +137,12 @@ def _split_sets(train_queries: str | Path, val_queries: str | Path | None, split
     if val_queries is not None:
         if split_by:
             raise ValueError("give either --val-queries or --split-by, not both")
-        return load_queries(train_queries), load_queries(val_queries), {"train": str(train_queries),
-                                                                        "val": str(val_queries)}
+        return QuerySet.load(train_queries), QuerySet.load(val_queries), {"train": str(train_queries),
+                                                                          "val": str(val_queries)}
     if not split_by:
         raise ValueError("no validation split: give --val-queries DIR, or --split-by image-set (CIRR) / "
                          "video (WebVid) to split --train-queries by group")
-    qs = load_queries(train_queries)
+    qs = QuerySet.load(train_queries)
     fractions = {"train": 1.0 - val_fraction - holdout_fraction, "val": val_fraction, "heldout": holdout_fraction}
     split = split_by_group(qs.table, split_by, fractions, seed=split_seed)
     record = {"from": str(train_queries), **split.record()}
@@ -151,7 +152,7 @@ def _split_sets(train_queries: str | Path, val_queries: str | Path | None, split
         record["heldout_ids"] = path.name
         log.info("held out %d queries (%d %s groups) for evaluation: %s", len(ids), split.groups["heldout"],
                  split_by, path)
-    return take_queries(qs, split.parts["train"]), take_queries(qs, split.parts["val"]), record
+    return qs.take(split.parts["train"]), qs.take(split.parts["val"]), record
 
 
 def _overlap_guard(train_qs: QuerySet, val_qs: QuerySet) -> dict:

@@ -205,9 +205,10 @@ def run(**options: Any) -> dict:
 
 
 def _place_queries(opts: MapOptions, g: Any, result_map: MapResult) -> int:
-    from .merge import load_queries
+    from covr_core.query_folder import QuerySet
 
-    table, arrays, manifest = load_queries(opts.queries)
+    queries = QuerySet.load(opts.queries)
+    table, arrays, manifest = queries.table, queries.arrays(), queries.manifest
     emb = g.embeddings
     same_dim = int(manifest.get("dim", emb.shape[1])) == emb.shape[1]
     if not same_dim or manifest.get("encoder") != g.manifest.get("encoder"):

@@ -4,12 +4,13 @@ page by page, and deep links that point at the server's real host and port."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+
+from covr_core.evaluation_folder import Evaluation
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -17,7 +18,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 def write_evaluation(data: Path, name: str, n: int, combiners: list[str]) -> Path:
     """An evaluation folder in precompute.evaluate's layout (n queries per combiner), written after start."""
     out = data / "evaluations" / name
-    out.mkdir(parents=True)
     rng = np.random.default_rng(0)
     frames = []
     for c in combiners:
@@ -26,8 +26,7 @@ def write_evaluation(data: Path, name: str, n: int, combiners: list[str]) -> Pat
             "query_id": [str(i) for i in range(n)], "combiner": c, "reference": [f"r{i}" for i in range(n)],
             "target": [f"t{i}" for i in range(n)], "rank": rng.integers(1, 100, n), "top_ids": [["t0"]] * n,
             "top_scores": [np.array([0.5], np.float32)] * n, "w_mm": w[:, 0], "w_img": w[:, 1], "w_txt": w[:, 2]}))
-    pd.concat(frames, ignore_index=True).to_parquet(out / "per_query.parquet")
-    (out / "metrics.json").write_text(json.dumps({"info": {"combiners": combiners}, "results": {}}))
+    Evaluation.build(pd.concat(frames, ignore_index=True), {"combiners": combiners}).save(out)
     return out
 
 

@@ -16,6 +16,8 @@ import time
 import httpx
 import pytest
 
+from covr_core.evaluation_folder import Evaluation
+
 from helpers.gallery_repo import make_gallery_repo
 from helpers.hub_cache import TINY_NAME, make_tiny_hub, tiny_model_config, write_tiny_model_config
 from helpers.live_app import REPO_ROOT, search_parts, start_app
@@ -74,7 +76,7 @@ def test_weights_by_tag_and_galleries_from_a_repo(covr_app):
     assert steps["galleries"]["status"] == "done" and "fruit-photos" in gal_msg
     assert "damaged" in gal_msg and "sha256" in gal_msg  # the damaged copy was refused, with the reason
     assert str(covr_app.data_dir) not in gal_msg  # no server paths in the page
-    assert (covr_app.data_dir / "evaluations" / "repo-eval" / "per_query.parquet").is_file()
+    assert Evaluation.load(covr_app.data_dir / "evaluations" / "repo-eval").combiners == ["AVG"]
     assert not (covr_app.data_dir / "galleries" / "damaged").exists()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -58,20 +57,25 @@ def tiny_gallery(tmp_path: Path):
 
 @pytest.fixture()
 def eval_folder(tmp_path: Path) -> Path:
-    """An evaluation folder in precompute.evaluate's layout: 6 queries x 2 combiners."""
+    """An evaluation folder in precompute.evaluate's layout: 6 queries x 2 combiners, with its queries folder."""
+    from covr_core.evaluation_folder import Evaluation
+    from covr_core.query_folder import QuerySet
+    from covr_core.types import QueryEmbeddings
+
     out = tmp_path / "evaluations" / "mini"
-    out.mkdir(parents=True)
     qdir = tmp_path / "queries" / "mini"
-    qdir.mkdir(parents=True)
     qids = [str(i) for i in range(6)]
-    pd.DataFrame(
+    table = pd.DataFrame(
         {
             "query_id": qids,
             "reference": [f"img{i}" for i in range(6)],
             "target": [f"img{i + 1}" for i in range(6)],
             "caption": ["make it red", "add a dog", "make it blue", "remove the dog", "zoom in", "red car"],
         }
-    ).to_parquet(qdir / "queries.parquet")
+    )
+    rng = np.random.default_rng(1)
+    emb = QueryEmbeddings(*(unit(rng.normal(size=(6, DIM))) for _ in range(3)))
+    QuerySet.build(emb, table, INFO, "mini").save(qdir)
     frames = []
     ranks = {"AVG": [1, 3, 20, 2, 50, 1], "MLP": [2, 15, 20, 1, 40, 1]}
     for c, r in ranks.items():
@@ -105,10 +109,8 @@ def eval_folder(tmp_path: Path) -> Path:
                 }
             )
         )
-    pd.concat(frames, ignore_index=True).to_parquet(out / "per_query.parquet")
-    (out / "metrics.json").write_text(
-        json.dumps({"info": {"queries": str(qdir), "gallery": str(tmp_path / "g")}, "results": {}})
-    )
+    info = {"queries": str(qdir), "gallery": str(tmp_path / "g")}
+    Evaluation.build(pd.concat(frames, ignore_index=True), info).save(out)
     return out
 
 

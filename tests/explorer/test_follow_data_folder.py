@@ -4,8 +4,6 @@ the benchmark browser, and deep-link base URLs taken from the request."""
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from covr_core.evaluation_folder import Evaluation
 from covr_core.settings import Settings
 from explorer.browse import page_of, request_base_url
 from explorer.filter_view import WEBVID_ROOT_ENV, filter_tab, find_filter_runs, load_filter_report, webvid_root
@@ -21,12 +20,10 @@ from explorer.services import Services
 
 def write_eval(data: Path, name: str, combiners: list[str], n: int = 3) -> Path:
     out = data / "evaluations" / name
-    out.mkdir(parents=True, exist_ok=True)
     rows = [{"query_id": str(i), "combiner": c, "reference": "r", "target": "t", "rank": i + 1, "top_ids": ["t"],
              "top_scores": np.array([0.5], np.float32), "w_mm": 1.0, "w_img": 0.0, "w_txt": 0.0}
             for c in combiners for i in range(n)]
-    pd.DataFrame(rows).to_parquet(out / "per_query.parquet")
-    (out / "metrics.json").write_text(json.dumps({"info": {"combiners": combiners}, "results": {}}))
+    Evaluation.build(pd.DataFrame(rows), {"combiners": combiners}).save(out)
     return out
 
 
@@ -42,12 +39,10 @@ def test_evaluations_appear_and_reload_without_restart(services):
     assert services.benchmark_names() == ["a-first"]
     assert services.get_benchmark("a-first").combiners == ["NA", "AVG"]
     time.sleep(0.01)
-    folder = write_eval(data, "a-first", ["NA", "AVG", "MLP"], n=5)  # rewritten in place (e.g. a rerun)
-    os.utime(folder / "per_query.parquet", ns=(time.time_ns(), time.time_ns() + 10**9))
+    write_eval(data, "a-first", ["NA", "AVG", "MLP"], n=5)  # rewritten in place (e.g. a rerun)
     assert services.get_benchmark("a-first").combiners == ["NA", "AVG", "MLP"]
     assert len(services.get_benchmark("a-first").per_query) == 15
-    (data / "evaluations" / ".b-tmp-123").mkdir()  # an evaluation being written is not listed
-    (data / "evaluations" / ".b-tmp-123" / "per_query.parquet").write_bytes(b"")
+    write_eval(data, ".b-tmp-123", ["NA"])  # an evaluation being written (a hidden temp folder) is not listed
     assert services.benchmark_names() == ["a-first"]
     with pytest.raises(KeyError, match="unknown benchmark"):
         services.get_benchmark("gone")

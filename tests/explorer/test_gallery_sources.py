@@ -9,6 +9,7 @@ import shutil
 
 import pytest
 
+from covr_core.evaluation_folder import PER_QUERY_FILE, Evaluation
 from explorer.gallery_sources import fetch_repo_galleries, mounted_galleries, parse_repo
 from helpers.gallery_repo import build_photo_gallery, make_gallery_repo
 
@@ -37,10 +38,22 @@ def test_repo_galleries_are_verified_and_linked(offline_hub, tmp_path, tiny_enco
     assert (
         os.stat(linked / "embeddings.npy").st_ino == os.stat(os.path.realpath(src)).st_ino
     )  # no second copy
-    assert (data / "evaluations" / "repo-eval" / "per_query.parquet").is_file()
+    assert Evaluation.load(data / "evaluations" / "repo-eval").combiners == ["AVG"]
     assert not (data / "galleries" / "damaged").exists()
     assert any("downloading the dataset repo" in m for m in steps)
     assert "fruit-photos" in rep.message() and "skipped 1" in rep.message()
+
+
+def test_damaged_repo_evaluation_is_skipped_with_its_reason(offline_hub, tmp_path, tiny_encoder):
+    snap = make_gallery_repo(offline_hub, REPO_ID, tiny_encoder, tmp_path / "work")
+    broken = snap / "evaluations" / "broken"
+    shutil.copytree(snap / "evaluations" / "repo-eval", broken)  # real files (the snapshot holds symlinks)
+    (broken / PER_QUERY_FILE).write_bytes(b"not a parquet file")
+    data = tmp_path / "data"
+    rep = fetch_repo_galleries(REPO_ID, data, tiny_encoder.info)
+    assert [p.name for p in rep.evaluations] == ["repo-eval"]
+    assert any(s.startswith("evaluation broken:") and "corrupt" in s for s in rep.skipped)
+    assert not (data / "evaluations" / "broken").exists()
 
 
 def test_galleries_of_another_encoder_or_escaping_media_are_refused(offline_hub, tmp_path, tiny_encoder):

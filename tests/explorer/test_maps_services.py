@@ -102,9 +102,9 @@ def test_open_benchmark_query_through_services(tiny_services):
 
     from explorer.browse import open_query
 
-    out = tiny_services.data_dir / "evaluations" / "mini-pics"
-    out.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(
+    from covr_core.evaluation_folder import Evaluation
+
+    per_query = pd.DataFrame(
         {
             "query_id": ["7"],
             "combiner": ["AVG"],
@@ -117,10 +117,9 @@ def test_open_benchmark_query_through_services(tiny_services):
             "w_img": [1 / 3],
             "w_txt": [1 / 3],
         }
-    ).to_parquet(out / "per_query.parquet")
-    (out / "metrics.json").write_text(
-        json.dumps({"info": {"gallery": str(tiny_services.data_dir / "galleries" / "pics")}})
     )
+    info = {"gallery": str(tiny_services.data_dir / "galleries" / "pics")}
+    Evaluation.build(per_query, info).save(tiny_services.data_dir / "evaluations" / "mini-pics")
     assert "mini-pics" in tiny_services.benchmark_names()
     bench = tiny_services.get_benchmark("mini-pics")
     assert tiny_services.gallery_for_benchmark(bench) == "pics"

@@ -196,13 +196,12 @@ def _late_evaluation(data: Path, name: str, gallery_folder: Path, ids: list[str]
     import numpy as np
     import pandas as pd
 
-    out = data / "evaluations" / name
-    out.mkdir(parents=True)
-    pd.DataFrame([{"query_id": "0", "combiner": "AVG", "reference": ids[0], "target": ids[1], "rank": 1,
-                   "top_ids": ids, "top_scores": np.linspace(0.9, 0.5, len(ids)).astype(np.float32),
-                   "w_mm": 1.0, "w_img": 0.0, "w_txt": 0.0}]).to_parquet(out / "per_query.parquet")  # fmt: skip
-    info = {"combiners": ["AVG"], "gallery": str(gallery_folder)}
-    (out / "metrics.json").write_text(json.dumps({"info": info, "results": {}}))
+    from covr_core.evaluation_folder import Evaluation
+
+    per_query = pd.DataFrame([{"query_id": "0", "combiner": "AVG", "reference": ids[0], "target": ids[1], "rank": 1,
+                               "top_ids": ids, "top_scores": np.linspace(0.9, 0.5, len(ids)).astype(np.float32),
+                               "w_mm": 1.0, "w_img": 0.0, "w_txt": 0.0}])  # fmt: skip
+    Evaluation.build(per_query, {"combiners": ["AVG"], "gallery": str(gallery_folder)}).save(data / "evaluations" / name)
 
 
 def test_galleries_and_evaluations_added_after_start_go_through_the_policy(tiny_encoder, data: Path, tmp_path: Path,

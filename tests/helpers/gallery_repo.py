@@ -16,6 +16,8 @@ import pandas as pd
 
 from helpers.hub_cache import populate_repo
 
+from covr_core.evaluation_folder import Evaluation
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PHOTOS = ["apple", "orange", "kiwi", "lime", "lemon_half", "fruits"]
 
@@ -64,9 +66,7 @@ def make_gallery_repo(
     emb = np.load(bad / "embeddings.npy")
     emb[0] = -emb[0]
     np.save(bad / "embeddings.npy", emb)  # same shape, different bytes: only the sha256 check sees it
-    ev = work / "evaluations" / "repo-eval"
-    ev.mkdir(parents=True)
-    pd.DataFrame(
+    per_query = pd.DataFrame(
         {
             "query_id": ["1"],
             "combiner": ["AVG"],
@@ -79,7 +79,7 @@ def make_gallery_repo(
             "w_img": [1 / 3],
             "w_txt": [1 / 3],
         }
-    ).to_parquet(ev / "per_query.parquet")
-    (ev / "metrics.json").write_text('{"info": {}, "results": {}}')
+    )
+    Evaluation.build(per_query, info={}).save(work / "evaluations" / "repo-eval")
     files = {str(p.relative_to(work)): p for p in work.rglob("*") if p.is_file()}
     return populate_repo(hf_home, repo_id, files, repo_type="dataset")

@@ -9,7 +9,7 @@ the one near component ``k`` is the target, the other two are hard distractors; 
 (= f_img's content) and random distractors. NA (f_mm) only solves group 0, AVG ties the three candidates, so
 both sit near 33 % R@1, while a combiner that reads the marker gets close to 100 %.
 
-Written as real folders: ``<root>/<split>/queries`` (queries.npz + queries.parquet + manifest.json) and
+Written as real folders: ``<root>/<split>/queries`` (covr_core.query_folder.QuerySet) and
 ``<root>/<split>/gallery`` (covr_core.gallery.Gallery), so the jobs run on them unchanged.
 """
 
@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from covr_core.query_folder import QuerySet
 from covr_core.types import EncoderInfo, QueryEmbeddings
 
 GROUP_NAMES = ("mm", "img", "txt")  #: planted component of group k (same order as f_mm, f_img, f_txt)
@@ -95,16 +96,9 @@ def make_planted_split(n: int, dim: int = 32, seed: int = 0, prefix: str = "p", 
 
 def write_queries_folder(folder: str | Path, emb: QueryEmbeddings, table: pd.DataFrame, encoder: EncoderInfo,
                          name: str) -> Path:
-    """Write ``queries.npz`` + ``queries.parquet`` + ``manifest.json`` (the ARCHITECTURE.md queries format)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    np.savez(folder / "queries.npz", f_mm=emb.f_mm, f_img=emb.f_img, f_txt=emb.f_txt)
-    table.to_parquet(folder / "queries.parquet", index=False)
-    manifest = {"name": name, "encoder": encoder.name, "encoder_version": encoder.version,
-                "checkpoint": encoder.checkpoint, "checkpoint_sha256": encoder.checkpoint_sha256, "dim": encoder.dim,
-                "count": len(table), "normalised": True, "dtype": "float32"}
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    return folder
+    """Build and save a real :class:`covr_core.query_folder.QuerySet` (the jobs' queries folder)."""
+    QuerySet.build(emb, table, encoder, name, provenance={"dataset": "planted"}).save(folder)
+    return Path(folder)
 
 
 def write_gallery_folder(folder: str | Path, ids: list[str], embeddings: np.ndarray, encoder: EncoderInfo,

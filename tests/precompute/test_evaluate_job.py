@@ -17,6 +17,8 @@ from covr_core import metrics
 from covr_core.cirr_submission import validate_cirr_submission
 from covr_core.combiners import MLPCombiner, combine, load_mlp_combiner, save_mlp_combiner
 from covr_core.datasets.cirr import CirrTriplet
+from covr_core.evaluation_folder import Evaluation
+from covr_core.query_folder import QuerySet
 from covr_core.gallery import Gallery
 from covr_core.types import QueryEmbeddings
 from helpers.planted_benchmark import (
@@ -26,7 +28,7 @@ from helpers.planted_benchmark import (
     write_queries_folder,
 )
 from precompute import evaluate
-from precompute.evaluate import cirr_triplets_from_table, load_queries
+from precompute.evaluate import cirr_triplets_from_table
 
 ROOT = Path(__file__).resolve().parents[2]
 ALL = ["NA", "AVG", "MLP", "TEXT", "IMAGE"]
@@ -78,7 +80,7 @@ def test_every_combiner_equals_metrics_module(planted, val_report) -> None:
 
 
 def test_triplets_rebuilt_from_queries_file(planted) -> None:
-    qs = load_queries(planted["queries"])
+    qs = QuerySet.load(planted["queries"])
     t = cirr_triplets_from_table(qs.table)
     row = planted["split"].table.iloc[1]
     assert isinstance(t[1], CirrTriplet)
@@ -100,7 +102,7 @@ def test_report_files(planted, val_report) -> None:
     for name, row in csv.set_index("method").iterrows():
         assert row["R@10"] == pytest.approx(report["results"][name]["R@10"], abs=1e-4)
         assert row["Rs_soft@2"] == pytest.approx(report["results"][name]["Rs_soft@2"], abs=1e-4)
-    on_disk = json.loads((out / "metrics.json").read_text())
+    on_disk = Evaluation.read_report(out)
     assert on_disk["results"] == json.loads(json.dumps(report["results"]))
     assert on_disk["info"]["gallery_manifest"]["checkpoint"] == "planted-synthetic"
     assert on_disk["info"]["num_queries"] == 120 and on_disk["info"]["provenance"]["command"]
@@ -108,7 +110,7 @@ def test_report_files(planted, val_report) -> None:
 
 def test_per_query_table(planted, val_report) -> None:
     report, out = val_report
-    pq = pd.read_parquet(out / "per_query.parquet")
+    pq = Evaluation.load(out).per_query
     n = len(planted["split"].table)
     assert len(pq) == n * len(ALL) and set(pq["combiner"]) == set(ALL)
     for col in ("query_id", "combiner", "reference", "target", "rank", "top_ids", "top_scores", "w_mm", "w_img", "w_txt"):
@@ -157,7 +159,7 @@ def test_cirr_test1_writes_submission_files(planted, tmp_path) -> None:
             assert validate_cirr_submission(path, triplets, s.gallery_ids) == []
         # the submission ranks by the same scores as the per-query table
         sub = json.loads(recall.read_text())
-        pq = pd.read_parquet(out / "per_query.parquet")
+        pq = Evaluation.load(out).per_query
         first = pq[(pq["combiner"] == name)].iloc[0]
         assert sub[str(first["query_id"])][:10] == list(first["top_ids"])
         assert pq["rank"].isna().all()
@@ -191,14 +193,14 @@ def test_webvid_protocol(tmp_path) -> None:
 
     qdir, gdir, t_emb, refs, targets = _webvid_case(tmp_path)
     report = evaluate.run(qdir, gdir, "webvid", tmp_path / "out", combiners=["NA", "AVG", "TEXT", "IMAGE"], top_k=11)
-    qs = load_queries(qdir)
+    qs = QuerySet.load(qdir)
     for name in ("NA", "AVG", "TEXT", "IMAGE"):
         scores = combine(name, qs.emb).query @ t_emb.T  # column i = target of row i
         expected = metrics.webvid_recalls(scores, [webvid_video_int_id(r) for r in refs],
                                           [webvid_video_int_id(t) for t in targets])
         for key in ("R@1", "R@5", "R@10", "R@50", "meanR3", "meanR4"):
             assert report["results"][name][key] == pytest.approx(expected[key]), (name, key)
-    pq = pd.read_parquet(tmp_path / "out" / "per_query.parquet")
+    pq = Evaluation.load(tmp_path / "out").per_query
     na = pq[pq["combiner"] == "NA"].set_index("query_id")
     assert refs[0] not in list(na.loc[0, "top_ids"])  # same video as the reference: excluded
     assert "300/1000" in list(na.loc[0, "top_ids"])  # same trailing number, other CoVR video id: kept
@@ -249,7 +251,7 @@ def run_mini_pipeline(root: Path, split: str, work: Path) -> tuple[dict, dict]:
 def test_pipeline_end_to_end_on_bundled_mini_benchmark(tmp_path) -> None:
     assert (MINI_CIRR / "cap.rc2.demo.json").is_file(), f"bundled mini benchmark missing under {MINI_CIRR}"
     record, report = run_mini_pipeline(MINI_CIRR, "demo", tmp_path)
-    triplets = cirr_triplets_from_table(load_queries(tmp_path / "queries").table)
+    triplets = cirr_triplets_from_table(QuerySet.load(tmp_path / "queries").table)
     assert list(report["results"]) == ALL and report["info"]["num_queries"] == len(triplets) > 0
     assert report["info"]["gallery_manifest"]["encoder"] == "lite"
     assert record["trained"] and 0.0 <= record["best_val_R@1"] <= 100.0
@@ -257,7 +259,7 @@ def test_pipeline_end_to_end_on_bundled_mini_benchmark(tmp_path) -> None:
         res = report["results"][name]
         assert all(0.0 <= res[k] <= 100.0 for k in ("R@1", "R@5", "R@10", "R@50", "Rs@1", "Rs_soft@1"))
         assert res["R@1"] <= res["R@5"] <= res["R@10"] <= res["R@50"]
-    pq = pd.read_parquet(tmp_path / "eval" / "per_query.parquet")
+    pq = Evaluation.load(tmp_path / "eval").per_query
     assert len(pq) == len(triplets) * len(ALL)
     assert (tmp_path / "eval" / "metrics.md").read_text().count("|") > 20
 

@@ -14,8 +14,8 @@ import pytest
 
 from conftest import run_job
 from covr_core.gallery import Gallery
+from covr_core.query_folder import QuerySet
 from precompute import gallery as gallery_job
-from precompute import merge
 from precompute import queries as queries_job
 from precompute._parts import PartStore
 
@@ -77,12 +77,11 @@ def test_queries_killed_and_rerun_equals_uninterrupted(env, cirr_data, tiny_blip
     queries_job.run(out=str(tmp_path / "ref"), **kw)
     out = tmp_path / "q"
     _kill("precompute.queries", _args("queries", cirr_data, tiny_blip_dir, out), env)
-    assert not (out / "queries.npz").exists()
+    assert not QuerySet.exists(out)
     before = _finished(out)
     s = queries_job.run(out=str(out), **kw)
     assert s.skipped == before and s.complete
-    ref_tab, ref, _ = merge.load_queries(tmp_path / "ref")
-    tab, arr, _ = merge.load_queries(out)
-    assert tab.equals(ref_tab) and tab["query_id"].is_unique
-    for k in ("f_mm", "f_img", "f_txt"):
-        np.testing.assert_allclose(arr[k], ref[k], atol=1e-5)
+    ref, got = QuerySet.load(tmp_path / "ref"), QuerySet.load(out)
+    assert got.table.equals(ref.table) and got.table["query_id"].is_unique
+    for k, a in got.arrays().items():
+        np.testing.assert_allclose(a, ref.arrays()[k], atol=1e-5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from covr_core.gallery import Gallery
+from covr_core.query_folder import QuerySet
 from precompute import gallery as gallery_job
 from precompute import merge
 from precompute import queries as queries_job
@@ -47,8 +48,7 @@ def test_query_shards_merge(cirr_data, tiny_blip, tmp_path):
     for i in range(2):
         queries_job.run(out=str(tmp_path / "sh"), num_shards=2, shard_id=i, **kw)
     assert merge.run(out=str(tmp_path / "sh")).complete
-    a_tab, a, _ = merge.load_queries(tmp_path / "full")
-    b_tab, b, _ = merge.load_queries(tmp_path / "sh")
-    assert a_tab.equals(b_tab)
-    for k in ("f_mm", "f_img", "f_txt"):
-        np.testing.assert_allclose(a[k], b[k], atol=1e-5)
+    a, b = QuerySet.load(tmp_path / "full"), QuerySet.load(tmp_path / "sh")
+    assert a.table.equals(b.table)
+    for k, arr in a.arrays().items():
+        np.testing.assert_allclose(arr, b.arrays()[k], atol=1e-5)

@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 
 from covr_core.combiners import combine, load_mlp_combiner
+from covr_core.evaluation_folder import Evaluation
+from covr_core.query_folder import QuerySet
 from helpers.planted_benchmark import PLANTED_ENCODER, make_planted_split, write_gallery_folder, write_queries_folder
 from precompute import evaluate, train_combiner
 from precompute._query_split import group_keys, read_query_ids, split_by_group
@@ -132,7 +134,7 @@ def test_webvid_repeated_targets_one_gallery_entry_per_video(tmp_path):
     qdir, gdir, table, videos, t_emb = _repeated_targets(tmp_path)
     report = evaluate.run(qdir, gdir, "webvid", tmp_path / "out", combiners=["NA", "AVG"], top_k=5)
     assert report["info"]["num_gallery"] == table["target"].nunique() and report["info"]["num_queries"] == 30
-    qs = evaluate.load_queries(qdir)
+    qs = QuerySet.load(qdir)
     for name in ("NA", "AVG"):
         scores = combine(name, qs.emb).query @ t_emb.T  # independent: gallery = the 9 videos
         ranks = []
@@ -146,9 +148,9 @@ def test_webvid_repeated_targets_one_gallery_entry_per_video(tmp_path):
         ranks = np.array(ranks)
         for k in (1, 5, 10, 50):
             assert report["results"][name][f"R@{k}"] == pytest.approx(100 * np.mean(ranks <= k)), (name, k)
-        pq = pd.read_parquet(tmp_path / "out" / "per_query.parquet")
+        pq = Evaluation.load(tmp_path / "out").per_query
         assert pq[pq["combiner"] == name]["rank"].tolist() == ranks.tolist()
-    na = pd.read_parquet(tmp_path / "out" / "per_query.parquet").query("combiner == 'NA'").set_index("query_id")
+    na = Evaluation.load(tmp_path / "out").per_query.query("combiner == 'NA'").set_index("query_id")
     assert table["reference"][2] not in list(na.loc[2, "top_ids"])  # its reference video is excluded
     assert "one gallery entry per distinct target video" in report["info"]["gallery_protocol"]
 

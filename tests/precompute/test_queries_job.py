@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from covr_core import media
+from covr_core.query_folder import QuerySet
 from precompute import queries as job
-from precompute.merge import load_queries
 
 
 def test_cirr_queries_align_with_annotation(cirr_data, lite_encoder, tmp_path):
@@ -18,7 +18,8 @@ def test_cirr_queries_align_with_annotation(cirr_data, lite_encoder, tmp_path):
                 device="cpu", batch_size=3, flush_every=3, argv=["--test"])
     good = [t for t in cirr_data.triplets if t["reference"] not in cirr_data.bad]
     assert (s.done, s.failed, s.complete) == (len(good), len(cirr_data.triplets) - len(good), True)
-    table, arrays, manifest = load_queries(out)
+    q = QuerySet.load(out)
+    table, arrays, manifest = q.table, q.arrays(), q.manifest
     assert table["query_id"].tolist() == [t["pairid"] for t in good]
     assert table["reference"].tolist() == [t["reference"] for t in good]
     assert table["target"].tolist() == [t["target_hard"] for t in good]
@@ -45,7 +46,8 @@ def test_webvid_queries_use_middle_frame_of_pth1(webvid_data, tiny_blip, tmp_pat
                 encoder=tiny_blip, device="cpu", batch_size=4, flush_every=4, argv=["--test"])
     rows = [(i, r) for i, r in enumerate(webvid_data.rows) if r["pth1"] not in webvid_data.bad]
     assert s.done == len(rows) and s.complete
-    table, arrays, _ = load_queries(out)
+    q = QuerySet.load(out)
+    table, arrays = q.table, q.arrays()
     assert table["query_id"].tolist() == [i for i, _ in rows]  # CSV row numbers
     assert table["reference"].tolist() == [r["pth1"] for _, r in rows]
     assert table["target"].tolist() == [r["pth2"] for _, r in rows]

@@ -10,8 +10,8 @@ import pytest
 import ray
 
 from covr_core.gallery import Gallery
+from covr_core.query_folder import QuerySet
 from precompute import gallery as gallery_job
-from precompute import merge
 from precompute import queries as queries_job
 
 pytestmark = pytest.mark.slow
@@ -87,15 +87,14 @@ def test_unit_failing_for_good_exits_nonzero_and_a_rerun_completes(ray_cluster, 
             "--encoder", "blip", "--blip-source", str(tiny_blip_dir), "--device", "cpu", "--num-workers", "0",
             "--batch-size", "2", "--flush-every", "2"]
     assert queries_job.main([*args, "--ray", "auto", "--ray-workers", "1", "--ray-retries", "0"]) == 1
-    assert (out / "_parts").is_dir() and not (out / "queries.npz").exists()
+    assert (out / "_parts").is_dir() and not QuerySet.exists(out)
     monkeypatch.delenv("COVR_PRECOMPUTE_KILL_AFTER")
     assert queries_job.main(args) == 0  # the part store is the truth: a plain rerun finishes the job
-    ref_tab, ref, _ = merge.load_queries(tmp_path / "ref")
-    tab, arr, manifest = merge.load_queries(out)
-    assert tab.equals(ref_tab) and tab["query_id"].is_unique
-    for k in ("f_mm", "f_img", "f_txt"):
-        np.testing.assert_allclose(arr[k], ref[k], atol=1e-6)
-    assert manifest["benchmark"] == "cirr"
+    ref, got = QuerySet.load(tmp_path / "ref"), QuerySet.load(out)
+    assert got.table.equals(ref.table) and got.table["query_id"].is_unique
+    for k, a in got.arrays().items():
+        np.testing.assert_allclose(a, ref.arrays()[k], atol=1e-6)
+    assert got.manifest["benchmark"] == "cirr"
 
 
 def test_map_placement_on_ray_equals_placement_here(ray_cluster, tmp_path, monkeypatch):

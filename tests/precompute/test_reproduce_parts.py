@@ -9,6 +9,7 @@ import json
 import pandas as pd
 import pytest
 
+from covr_core.evaluation_folder import Evaluation
 from precompute import _study_report as R
 from precompute import reproduce
 
@@ -85,7 +86,7 @@ def test_webvid_and_filter_stages(tmp_path):
                     "--cleanvid-map", str(tmp_path / "map.csv"), "--data-dir", str(data), "--name", "wv",
                     "--encoder", "lite", "--device", "cpu", "--no-thumbs"])
     report = data / "reports" / "wv"
-    ev = json.loads((data / "evaluations" / f"wv-webvid-{wv.csv.stem}" / "metrics.json").read_text())
+    ev = Evaluation.read_report(data / "evaluations" / f"wv-webvid-{wv.csv.stem}")
     assert ev["info"]["num_queries"] == 14 and ev["info"]["num_gallery"] == len(wv.targets) < 14
     with open(report / "webvid.csv", newline="") as fh:
         rows = {r["method"]: r for r in csv.DictReader(fh)}

@@ -23,6 +23,8 @@ import pytest
 
 from helpers.real_cirr import build_real_cirr
 
+from covr_core.query_folder import QuerySet
+
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "REPRODUCE.md"
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
@@ -52,14 +54,14 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def independent_table(data: Path, name: str, mlp_file: Path | None = None,
                       query_ids: set[str] | None = None) -> dict[str, dict[str, float]]:
-    """R@K, Rs@K and Avg per combiner from queries.npz / embeddings.npy with plain numpy and loops, computed in
+    """R@K, Rs@K and Avg per combiner from the query and gallery embeddings with plain numpy and loops, computed in
     float64. Each metric also gets a tolerance: the share of queries (x100) whose hit at that K rests on a score
     gap below NEAR_TIE — the job scores in float32 and breaks exact ties by gallery order, so those may come out
     either way; every other query must agree exactly."""
     qdir, gdir = data / "queries" / f"{name}-cirr-val", data / "galleries" / f"{name}-cirr-val"
-    table = pd.read_parquet(qdir / "queries.parquet")
-    with np.load(qdir / "queries.npz") as z:
-        f_mm, f_img, f_txt = (z[k].astype(np.float64) for k in ("f_mm", "f_img", "f_txt"))
+    qs = QuerySet.load(qdir)
+    table = qs.table
+    f_mm, f_img, f_txt = (a.astype(np.float64) for a in qs.arrays().values())
     gal = np.load(gdir / "embeddings.npy").astype(np.float64)
     ids = pd.read_parquet(gdir / "items.parquet")["id"].astype(str).tolist()
     col = {g: i for i, g in enumerate(ids)}
@@ -169,8 +171,8 @@ def test_lite_report_files_and_provenance(lite_run):
         md, tex = (report / f"{stem}.md").read_text(), (report / f"{stem}.tex").read_text()
         assert "| R@1 | R@5 | R@10 | R@50 | Rs@1 | Rs@2 | Rs@3 | Avg |" in md
         assert r"\begin{tabular}" in tex and "Avg" in tex
-    with np.load(data / "queries" / "study-lite-cirr-val" / "queries.npz") as z:
-        f_mm, f_img, f_txt = (z[k].astype(np.float64) for k in ("f_mm", "f_img", "f_txt"))
+    qs = QuerySet.load(data / "queries" / "study-lite-cirr-val")
+    f_mm, f_img, f_txt = (a.astype(np.float64) for a in qs.arrays().values())
     same = np.allclose(_unit(f_mm), _unit(f_mm + f_img + f_txt), atol=1e-6)  # NA and AVG rank alike
     assert ("NA and AVG give identical queries" in (report / "README.md").read_text()) == same
     prov = json.loads((report / "provenance.json").read_text())

@@ -7,15 +7,15 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from covr_core.combiners import combine, list_combiners, load_mlp_combiner
+from covr_core.evaluation_folder import Evaluation
+from covr_core.query_folder import QuerySet
 from helpers.planted_benchmark import GROUP_NAMES, make_planted_split, write_planted_benchmark
 from precompute import evaluate, train_combiner
-from precompute.evaluate import load_queries
 from precompute.train_combiner import composed_queries, distinct_target_batches
 
 SIZES = {"train": 900, "val": 240, "test": 450}
@@ -60,7 +60,7 @@ def test_mlp_beats_na_and_avg_on_held_out_queries(held_out_report) -> None:
 def test_predicted_weights_follow_planted_components(bench, trained, held_out_report) -> None:
     _, out = trained
     q, _ = bench["test"]
-    qs = load_queries(q)
+    qs = QuerySet.load(q)
     w = combine("MLP", qs.emb, mlp=load_mlp_combiner(out)).weights
     groups = qs.table["group"].to_numpy()
     for k, name in enumerate(GROUP_NAMES):
@@ -68,7 +68,7 @@ def test_predicted_weights_follow_planted_components(bench, trained, held_out_re
         assert int(np.argmax(mean_w)) == k, (name, mean_w)
         assert mean_w[k] > 0.5, (name, mean_w)
     # the per-query table written by the evaluation carries the same weights
-    pq = pd.read_parquet(bench["root"] / "eval-test" / "per_query.parquet")
+    pq = Evaluation.load(bench["root"] / "eval-test").per_query
     mlp_rows = pq[pq["combiner"] == "MLP"]
     np.testing.assert_allclose(mlp_rows[["w_mm", "w_img", "w_txt"]].to_numpy(), w, atol=1e-6)
 
@@ -103,7 +103,7 @@ def test_record_curve_and_loading(bench, trained) -> None:
 @pytest.mark.slow
 def test_training_query_equals_app_combiner(bench, trained) -> None:
     _, out = trained
-    qs = load_queries(bench["val"][0])
+    qs = QuerySet.load(bench["val"][0])
     mlp = load_mlp_combiner(out)
     with torch.no_grad():
         q, w = composed_queries(mlp, *(torch.from_numpy(a) for a in (qs.emb.f_mm, qs.emb.f_img, qs.emb.f_txt)))

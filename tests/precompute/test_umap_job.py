@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import json
 import subprocess
 import sys
 
@@ -12,7 +10,8 @@ import pandas as pd
 import pytest
 
 from covr_core.gallery import Gallery
-from covr_core.types import EncoderInfo
+from covr_core.query_folder import QuerySet
+from covr_core.types import EncoderInfo, QueryEmbeddings
 from precompute import umap as job
 from covr_core.placement import load_map, place_points
 
@@ -31,13 +30,8 @@ def _clustered_gallery(folder, n_per=12, seed=0):
 
 
 def _queries_folder(folder, emb):
-    folder.mkdir(parents=True)
-    buf = io.BytesIO()
-    np.savez(buf, f_mm=emb[:4], f_img=emb[4:8], f_txt=emb[8:12])
-    (folder / "queries.npz").write_bytes(buf.getvalue())
-    pd.DataFrame({"query_id": range(4), "reference": "r", "target": "t", "caption": "c"}).to_parquet(
-        folder / "queries.parquet")
-    (folder / "manifest.json").write_text(json.dumps({"encoder": "lite", "dim": 16}))
+    table = pd.DataFrame({"query_id": range(4), "reference": "r", "target": "t", "caption": "c"})
+    QuerySet.build(QueryEmbeddings(emb[:4], emb[4:8], emb[8:12]), table, INFO, "toy-queries").save(folder)
 
 
 @pytest.mark.slow
