@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 import covr_core
-from covr_core.atomic import atomic_open, atomic_write_json, fsync_dir
+from covr_core.atomic import atomic_open, atomic_write_json, cleanup_stale_temps, fsync_dir
 from covr_core.gallery_integrity import file_sha256
 from covr_core.types import EMBEDDING_NAMES, EncoderInfo, QueryEmbeddings
 
@@ -103,6 +103,8 @@ class QuerySet:
         never sit in memory and a crash never leaves a manifest beside half-written files."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        for name in (ARRAYS_FILE, TABLE_FILE, MANIFEST_FILE):
+            cleanup_stale_temps(folder / name)  # temp files of a writer that was killed
         (folder / MANIFEST_FILE).unlink(missing_ok=True)
         with atomic_open(folder / ARRAYS_FILE) as fh:
             np.savez(fh, **self.arrays())

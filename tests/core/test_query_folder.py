@@ -107,6 +107,10 @@ def test_failed_save_leaves_no_manifest_and_no_temp_files(tmp_path: Path) -> Non
     with pytest.raises(QueryFolderError, match="manifest.json is missing"):
         QuerySet.load(folder)
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]
+    stale = folder / f".{qf.ARRAYS_FILE}.tmp-999999999-0badf00d"  # left by a killed writer (no such pid)
+    stale.write_bytes(b"half an npz")
+    _queries().save(folder)
+    assert not stale.exists() and QuerySet.load(folder).manifest["count"] == 5
 
 
 class _Payload:
