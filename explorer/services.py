@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from covr_core.data_layout import demo_gallery_name
 from covr_core.gallery_files import GalleryError
 from covr_core.gallery_files import read_manifest as read_gallery_manifest
 from covr_core.gallery_integrity import HashCache
@@ -107,7 +108,7 @@ def startup_steps(options: AppOptions, family: str = "blip") -> list[tuple[str, 
     if options.gallery_repo or options.gallery_dirs:
         steps.append(("galleries", "Fetch and check the galleries"))
     steps += [("demo", "Build the bundled demo gallery"), ("map", "Compute the demo gallery's map"),
-              ("benchmarks", "Evaluate the mini benchmark")]
+              ("benchmarks", "Evaluate the mini benchmark"), ("filter", "Run the WebVid filter on the demo")]
     return steps
 
 
@@ -176,7 +177,7 @@ class Services:
         choice = choice or resolve_encoder_choice(o.encoder, o.weights, o.checkpoint, o.blip_source)
         log.info("encoder %s, weights %s (%s)", choice.name, choice.weights, choice.reason)
         # (renamed once loaded when a replaced base is named otherwise)
-        extra, default = [], f"demo-{choice.name}"
+        extra, default = [], demo_gallery_name(choice.name)
         if options.gallery:
             gpath = Path(options.gallery)
             if (gpath / "manifest.json").exists():

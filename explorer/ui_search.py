@@ -8,6 +8,7 @@ from typing import Any
 
 import gradio as gr
 
+from covr_core.data_layout import is_demo_gallery
 from explorer.intro import example_rows
 from explorer.near_duplicates import NEAR_COSINE, NEAR_PIXELS
 from explorer.plots import weights_bar_figure
@@ -96,7 +97,7 @@ def build_search_tab(services: Services, session: gr.State, header: gr.Markdown)
     )
     weights = gr.Plot(label="Combiner weights (w_mm, w_img, w_txt)", render=False)
     record = gr.JSON(label="record", render=False)
-    rows = example_rows(default_combiner(combiners)) if services.default_gallery.startswith("demo-") else []
+    rows = example_rows(default_combiner(combiners)) if is_demo_gallery(services.default_gallery) else []
     with gr.Row(elem_id="search-row"):
         with gr.Column(scale=2, min_width=280):
             ref_image = gr.Image(
