@@ -95,7 +95,7 @@ def load_encoder_step(services: Services) -> str:
     services.set_encoder(inner, mlp)
     info = services.encoder_unchecked.info
     if services.default_gallery == demo_gallery_name(services.choice.name):  # a replaced base may be named otherwise
-        services.default_gallery = demo_gallery_name(info.name)
+        services.use_default_gallery(demo_gallery_name(info.name))
     changes = getattr(inner, "config_changes", [])
     fixed = f"; BLIP values enforced on the base config ({len(changes)} changes)" if changes else ""
     return f"{info.name} · {info.weights or info.checkpoint} on {info.device} ({info.dtype}){fixed}"
@@ -130,7 +130,7 @@ def gallery_sources_step(services: Services) -> str:
         )
     if opts.gallery_dirs:
         rep = mounted_galleries(opts.gallery_dirs, info)
-        services.extra_galleries.extend(p for p in rep.galleries if p not in services.extra_galleries)
+        services.add_gallery_folders(rep.galleries)
         reports.append(rep)
     text = " · ".join(r.message() for r in reports)
     if any(r.error for r in reports):
@@ -154,7 +154,7 @@ def _default_gallery_ok(services: Services) -> str:
         demo = demo_gallery_name(info.name)
         if name == demo or demo not in entries:
             raise
-        services.default_gallery = demo
+        services.use_default_gallery(demo)
         why = public_message(str(exc.args[0] if exc.args else exc), services)
         return f"default gallery: {why}; using {demo}"
 
