@@ -12,6 +12,8 @@ import logging
 import os
 import sys
 
+from covr_core.factory import resolve_encoder_choice
+from covr_core.pretrained import WeightsIntegrityError, WeightsUnavailableError
 from covr_core.settings import APP_ENV_VARS, COMPUTE_ENV_VARS, AppOptions, app_options_from_env
 
 
@@ -45,9 +47,6 @@ def main(argv: list[str] | None = None) -> None:
     if options.data_dir is not None:  # read where no options travel (the compile cache's default folder)
         os.environ["COVR_DATA_DIR"] = str(options.data_dir)
     # decide first, without torch or gradio: a request that cannot work stops within seconds
-    from covr_core.factory import resolve_encoder_choice
-    from covr_core.pretrained import WeightsIntegrityError, WeightsUnavailableError
-
     try:
         choice = resolve_encoder_choice(options.encoder, options.weights, options.checkpoint, options.blip_source)
     except (ValueError, WeightsUnavailableError, WeightsIntegrityError, FileNotFoundError) as exc:
@@ -59,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     from explorer.services import Services
     from explorer.ui import build_demo, launch_kwargs, queue_kwargs
     from explorer.ui_startup import sync_media_paths
+    from precompute.demo import DemoJobs
 
     services = Services.create(options, choice)
     demo = build_demo(services)
@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> None:
         **launch_kwargs(services),
     )
     # the main thread does the slow part (ZeroGPU emulates CUDA in this thread) while the server answers
-    run_startup(services, on_galleries=lambda: sync_media_paths(services))
+    # the app reads, jobs write: the bundled demo's folders come from the demo jobs' chain
+    run_startup(services, DemoJobs(services.data_dir), on_galleries=lambda: sync_media_paths(services))
     demo.block_thread()
 
 

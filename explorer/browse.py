@@ -11,14 +11,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import urlencode
 
 import numpy as np
 import pandas as pd
 
+from covr_core.data_layout import EVALUATIONS
 from covr_core.evaluation_folder import Evaluation
 from covr_core.types import WEIGHT_NAMES
+
+if TYPE_CHECKING:
+    from explorer.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +67,7 @@ class Benchmark:
 def find_benchmarks(data_dir: str | Path) -> dict[str, Path]:
     """Evaluation folders under ``<data>/evaluations/`` (name -> folder), sorted by name; hidden folders
     (an evaluation being written) are skipped."""
-    return Evaluation.find(Path(data_dir) / "evaluations")
+    return Evaluation.find(Path(data_dir) / EVALUATIONS)
 
 
 def request_base_url(headers: Mapping[str, str], default: str = "") -> str:
@@ -219,7 +223,7 @@ class QueryView:
         )
 
 
-def open_query(services: Any, bench_name: str, query_id: str, combiner: str | None = None) -> QueryView:
+def open_query(services: Services, bench_name: str, query_id: str, combiner: str | None = None) -> QueryView:
     """Resolve a benchmark query's media through the services' galleries (missing files become None)."""
     from explorer.query import Hit, benchmark_removed, candidate_count, scope_text
     from explorer.search import benchmark_protocol, default_combiner, is_video_path, outlined_copy

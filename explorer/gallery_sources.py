@@ -112,6 +112,7 @@ def fetch_repo_galleries(
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
+    from covr_core.data_layout import EVALUATIONS
     from covr_core.evaluation_folder import Evaluation, EvaluationError
     from covr_core.gallery import GalleryError
     from covr_core.pretrained import hf_cache_dir, hub_offline
@@ -149,13 +150,13 @@ def fetch_repo_galleries(
             out.galleries.append(dest)
         except (GalleryError, OSError, ValueError) as exc:
             out.skipped.append(f"{folder.name}: {exc}")
-    for name, ev in list(Evaluation.find(snap / "evaluations").items())[:MAX_LISTED]:
+    for name, ev in list(Evaluation.find(snap / EVALUATIONS).items())[:MAX_LISTED]:
         try:
             Evaluation.load(ev)  # checked like a gallery: a damaged one is skipped with its reason
         except (EvaluationError, OSError) as exc:
             out.skipped.append(f"evaluation {name}: {exc}")
             continue
-        dest = data_dir / "evaluations" / name
+        dest = data_dir / EVALUATIONS / name
         _link_tree(ev, dest)
         out.evaluations.append(dest)
     if not out.galleries:
