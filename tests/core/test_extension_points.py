@@ -1,12 +1,16 @@
 """Extension points, one file each (docs/ARCHITECTURE.md, issue 16): a new combiner and a new dataset spec are
-each ONE module written here to tmp_path and imported; nothing else is edited. The combiner then shows in the
-registry, in ``precompute.evaluate``'s per-combiner report, in the explorer's choices, Compare table, weights
-chart and Explore tab; the dataset in the registry, in the gallery and queries jobs' ``--dataset`` choices and
-through both jobs to an evaluation. Real parts: a tiny random-weight BLIP, the real jobs, FAISS, Services."""
+each ONE module written here to tmp_path; nothing else is edited. Imported from Python, the combiner then shows
+in the registry, in ``precompute.evaluate``'s per-combiner report, in the explorer's choices, Compare table,
+weights chart and Explore tab; the dataset in the registry, in the gallery and queries jobs' ``--dataset``
+choices and through both jobs to an evaluation. Named in ``COVR_EXTENSIONS`` instead, the same two files reach
+the command-line jobs (a fresh process). Real parts: a tiny random-weight BLIP, the real jobs, FAISS, Services."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -17,7 +21,10 @@ import pandas as pd
 import pytest
 
 from covr_core import combiners as combiner_registry
+from covr_core import extensions
 from covr_core.datasets import registry as dataset_registry
+
+REPO = Path(__file__).resolve().parents[2]
 
 #: The whole new combiner: one file (what docs/ARCHITECTURE.md tells a contributor to write).
 HALF_COMBINER = '''
@@ -90,26 +97,46 @@ def _import_file(path: Path) -> ModuleType:
 
 
 @pytest.fixture()
-def extensions(tmp_path, monkeypatch):
-    """The two extension files written and imported; both registries are restored afterwards."""
+def clean_registries(monkeypatch):
+    """Both registries (and the record of imported extensions) are restored after the test."""
     monkeypatch.setattr(combiner_registry, "_REGISTRY", dict(combiner_registry._REGISTRY))
     monkeypatch.setattr(dataset_registry, "_REGISTRY", dict(dataset_registry._REGISTRY))
+    monkeypatch.setattr(extensions, "_imported", {})
+
+
+@pytest.fixture()
+def extension_files(tmp_path) -> dict[str, Path]:
+    """The two extension files, each complete on its own."""
     ext = tmp_path / "ext"
     ext.mkdir()
-    for name, source in (("covr_ext_half", HALF_COMBINER), ("covr_ext_tinycsv", TINY_DATASET)):
-        (ext / f"{name}.py").write_text(textwrap.dedent(source))
-        monkeypatch.setitem(sys.modules, name, _import_file(ext / f"{name}.py"))
-    return ext
+    files = {"combiner": ext / "covr_ext_half.py", "dataset": ext / "covr_ext_tinycsv.py"}
+    files["combiner"].write_text(textwrap.dedent(HALF_COMBINER))
+    files["dataset"].write_text(textwrap.dedent(TINY_DATASET))
+    return files
+
+
+@pytest.fixture()
+def imported_extensions(clean_registries, extension_files, monkeypatch):
+    """The two extension files imported from Python."""
+    for path in extension_files.values():
+        monkeypatch.setitem(sys.modules, path.stem, _import_file(path))
+    return extension_files
 
 
 @pytest.fixture(scope="module")
-def tiny_encoder(tmp_path_factory):
-    """A real BLIP encoder with tiny random weights (tests/helpers/tiny_blip.py)."""
+def tiny_blip_dir(tmp_path_factory) -> Path:
+    """A tiny random-weight BLIP folder (tests/helpers/tiny_blip.py)."""
     from helpers.tiny_blip import make_tiny_blip_folder
 
+    return make_tiny_blip_folder(tmp_path_factory.mktemp("tinyblip") / "m")
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tiny_blip_dir):
+    """The tiny BLIP loaded through the real path."""
     from covr_core.blip_load import load_blip_encoder
 
-    return load_blip_encoder(str(make_tiny_blip_folder(tmp_path_factory.mktemp("tinyblip") / "m")))
+    return load_blip_encoder(str(tiny_blip_dir))
 
 
 def _tiny_dataset(root: Path) -> Path:
@@ -129,7 +156,7 @@ def _tiny_dataset(root: Path) -> Path:
     return root
 
 
-def test_a_combiner_and_a_dataset_in_one_file_each_work_end_to_end(extensions, tiny_encoder, tmp_path):
+def test_a_combiner_and_a_dataset_in_one_file_each_work_end_to_end(imported_extensions, tiny_encoder, tmp_path):
     from covr_core.datasets import get_dataset, list_datasets, query_datasets
     from covr_core.figure_style import WEIGHT_COLOURS
     from covr_core.gallery import Gallery
@@ -203,7 +230,44 @@ def test_a_combiner_and_a_dataset_in_one_file_each_work_end_to_end(extensions, t
     assert hist.mean == pytest.approx({"w_mm": 0.0, "w_img": 0.5, "w_txt": 0.5})
 
 
-def test_the_registries_are_restored_after_the_extension_test():
-    """Runs after the test above: the fixture restored both registries (nothing leaks into other tests)."""
+def test_covr_extensions_imports_each_named_file_once(clean_registries, extension_files, monkeypatch, tmp_path):
+    monkeypatch.setenv(extensions.EXTENSIONS_ENV, f" {extension_files['combiner']} {os.pathsep}{os.pathsep}"
+                                                  f"{extension_files['dataset']}")
+    first = extensions.load_extensions()
+    assert [m.__file__ for m in first] == [str(p) for p in extension_files.values()]
+    assert "HALF" in combiner_registry.list_combiners() and "tinycsv" in dataset_registry.list_datasets()
+    assert extensions.load_extensions() == first  # imported once per process
+    monkeypatch.setitem(sys.modules, "covr_ext_by_name", _import_file(extension_files["combiner"]))
+    monkeypatch.setenv(extensions.EXTENSIONS_ENV, "covr_ext_by_name")  # a module name works too
+    assert extensions.load_extensions() == [sys.modules["covr_ext_by_name"]]
+    monkeypatch.setenv(extensions.EXTENSIONS_ENV, str(tmp_path / "missing.py"))
+    with pytest.raises(FileNotFoundError, match="missing.py") as err:
+        extensions.load_extensions()
+    assert extensions.EXTENSIONS_ENV in "".join(err.value.__notes__)
+
+
+@pytest.mark.slow  # three job processes
+def test_covr_extensions_reach_the_command_line_jobs(extension_files, tiny_blip_dir, tmp_path):
+    """A fresh process with ``COVR_EXTENSIONS`` naming the two files: the gallery and queries jobs embed the
+    dataset by name, and ``precompute.evaluate --combiners HALF`` scores the combiner."""
+    root, data = _tiny_dataset(tmp_path / "tiny"), tmp_path / "data"
+    env = {**os.environ, extensions.EXTENSIONS_ENV: os.pathsep.join(map(str, extension_files.values())),
+           "TQDM_DISABLE": "1"}
+    encoder = ["--encoder", "blip", "--blip-source", str(tiny_blip_dir), "--device", "cpu"]
+    runs = [("precompute.gallery", ["--dataset", "tinycsv", "--root", str(root), "--out", str(data / "g"), *encoder]),
+            ("precompute.queries", ["--dataset", "tinycsv", "--root", str(root), "--out", str(data / "q"), *encoder]),
+            ("precompute.evaluate", ["--queries", str(data / "q"), "--gallery", str(data / "g"), "--benchmark",
+                                     "cirr", "--out", str(data / "e"), "--combiners", "HALF"])]
+    for module, args in runs:
+        res = subprocess.run([sys.executable, "-m", module, *args], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=300)
+        assert res.returncode == 0, f"{module}: {res.stderr[-3000:]}"
+    report = json.loads((data / "e" / "metrics.json").read_text())
+    assert report["info"]["combiners"] == ["HALF"] and report["info"]["num_queries"] == 4
+    assert report["info"]["num_gallery"] == 6
+
+
+def test_the_registries_are_restored_after_the_extension_tests():
+    """Runs after the tests above: the fixture restored both registries (nothing leaks into other tests)."""
     assert "HALF" not in combiner_registry.list_combiners()
     assert "tinycsv" not in dataset_registry.list_datasets()
