@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     from explorer.services import Services
     from explorer.ui import build_demo, launch_kwargs, queue_kwargs
     from explorer.ui_startup import sync_media_paths
+    from precompute.demo import DemoJobs
 
     services = Services.create(options, choice)
     demo = build_demo(services)
@@ -70,7 +71,8 @@ def main(argv: list[str] | None = None) -> None:
         **launch_kwargs(services),
     )
     # the main thread does the slow part (ZeroGPU emulates CUDA in this thread) while the server answers
-    run_startup(services, on_galleries=lambda: sync_media_paths(services))
+    # the app reads, jobs write: the bundled demo's folders come from the demo jobs' chain
+    run_startup(services, DemoJobs(services.data_dir), on_galleries=lambda: sync_media_paths(services))
     demo.block_thread()
 
 

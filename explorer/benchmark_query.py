@@ -7,12 +7,15 @@ The query runs through the same path as every search (``explorer.search.run_with
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from covr_core.media import load_image
 from explorer.browse import QueryView, open_query
 from explorer.query import QueryResult, SearchOutcome, make_reference
 from explorer.search import default_combiner, remember_reference, run_with_session
+
+if TYPE_CHECKING:
+    from explorer.services import Services, Session
 
 
 @dataclass
@@ -42,7 +45,7 @@ def choose_combiner(requested: str | None, available: list[str]) -> tuple[str, s
 
 
 def run_benchmark_query(
-    services: Any, session: Any, bench_name: str, query_id: str, combiner: str | None = None, k: int = 12
+    services: Services, session: Session, bench_name: str, query_id: str, combiner: str | None = None, k: int = 12
 ) -> BenchmarkRun:
     """Put a benchmark query (its reference, text and ground truth) into ``session`` and run it live."""
     view = open_query(services, bench_name, str(query_id), combiner)
@@ -74,7 +77,7 @@ def run_benchmark_query(
     return BenchmarkRun(view=view, combiner=comb, result=result, note=note)
 
 
-def protocol_description(services: Any, bench_name: str) -> str:
+def protocol_description(services: Services, bench_name: str) -> str:
     """What the benchmark table's ranks count, in one line (the same scope Search states)."""
     from explorer.search import benchmark_protocol
 

@@ -12,13 +12,16 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import urlencode
 
 import numpy as np
 import pandas as pd
 
 from covr_core.types import WEIGHT_NAMES
+
+if TYPE_CHECKING:
+    from explorer.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +256,7 @@ class QueryView:
         )
 
 
-def open_query(services: Any, bench_name: str, query_id: str, combiner: str | None = None) -> QueryView:
+def open_query(services: Services, bench_name: str, query_id: str, combiner: str | None = None) -> QueryView:
     """Resolve a benchmark query's media through the services' galleries (missing files become None)."""
     from explorer.query import Hit, benchmark_removed, candidate_count, scope_text
     from explorer.search import benchmark_protocol, default_combiner, is_video_path, outlined_copy

@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -29,6 +29,9 @@ from covr_core.atomic import atomic_write_bytes
 from explorer.export import record_figure, write_export_zip
 from explorer.export_figure import FigureOptions
 from explorer.visitors import Visitor
+
+if TYPE_CHECKING:
+    from explorer.services import Services
 
 log = logging.getLogger(__name__)
 _ID = re.compile(r"^[a-z0-9-]{6,64}$")
@@ -198,7 +201,7 @@ class Exports:
 
 
 def export_pinned(
-    services: Any,
+    services: Services,
     store: CurationStore,
     example_ids: list[str] | None,
     out_path: str | Path,

@@ -10,13 +10,16 @@ import logging
 import re
 import zipfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from matplotlib.figure import Figure
 from PIL import Image
 
 from explorer.export_figure import FigureOptions, Panel, render_example, smart_quotes, unquoted
 from covr_core.figure_style import FORMATS, PNG_DPI, rc_params
+
+if TYPE_CHECKING:
+    from explorer.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +69,7 @@ def slugify(text: str, max_len: int = 40) -> str:
 
 
 # ------------------------------------------------------------------------------------------- figure
-def item_image(services: Any, gallery_name: str, item_id: str) -> Image.Image:
+def item_image(services: Services, gallery_name: str, item_id: str) -> Image.Image:
     """An item as a still image (videos give their middle frame)."""
     from covr_core.media import load_image, middle_frame
     from explorer.search import is_video_path
@@ -75,7 +78,7 @@ def item_image(services: Any, gallery_name: str, item_id: str) -> Image.Image:
     return middle_frame(path) if is_video_path(path) else load_image(path)
 
 
-def reference_is_video(services: Any, record: dict[str, Any]) -> bool:
+def reference_is_video(services: Services, record: dict[str, Any]) -> bool:
     """Whether the record's reference was a video (uploaded, or a gallery / benchmark video)."""
     q = record.get("query") or {}
     if q.get("reference_kind"):
@@ -84,7 +87,7 @@ def reference_is_video(services: Any, record: dict[str, Any]) -> bool:
 
 
 def record_figure(
-    services: Any, record: dict[str, Any], reference: Image.Image | None, options: FigureOptions
+    services: Services, record: dict[str, Any], reference: Image.Image | None, options: FigureOptions
 ) -> Figure:
     """The figure of a pinned record: its reference, text and top ``options.n_results`` results."""
     blank = Image.new("RGB", (64, 64), (225, 225, 225))

@@ -2,8 +2,9 @@
 
 Filter runs are ``precompute.filter_webvid`` output folders (``stats.json`` + ``<stem>_<rule>.csv``) at
 ``<data>/webvid_filter/<name>/`` (also ``--out <data>/webvid_filter`` itself, listed as ``webvid_filter``).
-When there is none, the filter runs once on the bundled mini WebVid-CoVR CSV and CleanVid-format map
-(``assets/benchmark/webvid/``) into ``<data>/webvid_filter/demo/``, labelled as the bundled demo.
+The bundled demo's run (the filter on ``assets/benchmark/webvid/``'s mini WebVid-CoVR CSV and CleanVid-format
+map, written at start-up by ``precompute.demo`` into ``<data>/webvid_filter/demo/``) is labelled as such and
+listed last. This module only reads.
 
 Example frames need the videos: ``<webvid root>/<pth>.mp4`` with the root from ``--webvid-root`` /
 ``COVR_WEBVID_ROOT`` (default ``<data>/webvid``); the bundled demo's videos come from ``assets/``.
@@ -22,15 +23,16 @@ from typing import Any
 import pandas as pd
 from PIL import Image, ImageDraw
 
+from covr_core.data_layout import DEMO_FILTER_RUN, FILTER_RUNS
+
 log = logging.getLogger(__name__)
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 DEMO_CSV = ASSETS_DIR / "benchmark" / "webvid" / "webvid-covr_demo.csv"
-DEMO_MAP = ASSETS_DIR / "benchmark" / "webvid" / "cleanvid_map_demo.csv"
 EXAMPLE_RULES = ("same author", "same category", "neither")
 #: Environment variable of the WebVid video root (``app.py --webvid-root`` sets it).
 WEBVID_ROOT_ENV = "COVR_WEBVID_ROOT"
-DEMO_RUN = "demo"
+DEMO_RUN = DEMO_FILTER_RUN
 #: Rows of an input CSV read to find "neither" examples (bounded: the train CSV has 1.6M rows).
 NEITHER_SCAN_ROWS = 20_000
 
@@ -58,26 +60,13 @@ def webvid_root(data_dir: str | Path) -> Path:
 def find_filter_runs(data_dir: str | Path) -> dict[str, Path]:
     """Filter runs under ``<data>/webvid_filter/`` (name -> folder): ``<name>/stats.json`` and a run written
     straight into ``webvid_filter/``; hidden (temporary) folders are skipped; the demo run last."""
-    root = Path(data_dir) / "webvid_filter"
+    root = Path(data_dir) / FILTER_RUNS
     if not root.is_dir():
         return {}
     runs = {p.parent.name: p.parent for p in sorted(root.glob("*/stats.json")) if not p.parent.name.startswith(".")}
     if (root / "stats.json").is_file():
         runs = {root.name: root, **runs}
     return dict(sorted(runs.items(), key=lambda kv: kv[0] == DEMO_RUN))
-
-
-def ensure_demo_filter(data_dir: str | Path) -> Path | None:
-    """Run the filter job on the bundled mini benchmark once; returns its folder (None without the assets)."""
-    out = Path(data_dir) / "webvid_filter" / "demo"
-    if (out / "stats.json").exists():
-        return out
-    if not (DEMO_CSV.exists() and DEMO_MAP.exists()):
-        return None
-    from precompute.filter_webvid import run
-
-    run(csv=[str(DEMO_CSV)], map=str(DEMO_MAP), out=str(out))
-    return out
 
 
 def stats_table(stats: dict[str, Any]) -> pd.DataFrame:
@@ -108,13 +97,7 @@ def load_filter_report(data_dir: str | Path, run: str | None = None, n_examples:
     """One filter run (``run`` by name; default: the first non-demo run, else the bundled demo's), or None."""
     runs = find_filter_runs(data_dir)
     if not runs:
-        try:
-            ensure_demo_filter(data_dir)
-        except Exception as exc:  # noqa: BLE001 - optional view
-            log.warning("WebVid filter on the bundled demo failed: %s", exc)
-        runs = find_filter_runs(data_dir)
-        if not runs:
-            return None
+        return None
     if run is not None and run not in runs:
         raise KeyError(f"unknown filter run {run!r} (have {sorted(runs)})")
     name = run or next(iter(runs))

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 from PIL import Image
@@ -38,6 +38,9 @@ from covr_core.media import MediaError
 from covr_core.metrics import target_ranks, topk_stable
 from covr_core.types import QueryEmbeddings
 from explorer.near_duplicates import NearDuplicateFinder, RemovedWithReference
+
+if TYPE_CHECKING:
+    from explorer.services import Services
 
 #: Galleries up to this size are ranked with exact scores (numpy); larger free queries without a target
 #: use the gallery's FAISS index (exact for flat indexes).
@@ -158,7 +161,7 @@ def validate_k(k: Any) -> int:
 
 
 def make_reference(
-    services: Any, image: Image.Image, gallery_id: str | None = None, label: str = "upload"
+    services: Services, image: Image.Image, gallery_id: str | None = None, label: str = "upload"
 ) -> Reference:
     """Encode (and hash) a reference image once through the services' encoder."""
     return Reference(image=image, key=services.prepare_reference(image), gallery_id=gallery_id, label=label)
@@ -287,7 +290,7 @@ def _hits(gallery: Any, rows: np.ndarray, scores: np.ndarray, target_id: str | N
 
 
 def run_query(
-    services: Any,
+    services: Services,
     reference: Reference,
     text: str,
     combiners: Sequence[str],

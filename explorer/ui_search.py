@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from covr_core.data_layout import is_demo_gallery
+from explorer.header import header_markdown
 from explorer.intro import example_rows
 from explorer.near_duplicates import NEAR_COSINE, NEAR_PIXELS
 from explorer.plots import weights_bar_figure
@@ -96,7 +99,7 @@ def build_search_tab(services: Services, session: gr.State, header: gr.Markdown)
     )
     weights = gr.Plot(label="Combiner weights (w_mm, w_img, w_txt)", render=False)
     record = gr.JSON(label="record", render=False)
-    rows = example_rows(default_combiner(combiners)) if services.default_gallery.startswith("demo-") else []
+    rows = example_rows(default_combiner(combiners)) if is_demo_gallery(services.default_gallery) else []
     with gr.Row(elem_id="search-row"):
         with gr.Column(scale=2, min_width=280):
             ref_image = gr.Image(
@@ -296,7 +299,7 @@ def build_search_tab(services: Services, session: gr.State, header: gr.Markdown)
     use_btn.click(
         use_selected, [session], [ref_image, ref_video, ref_status, session], api_name="use_as_reference"
     )
-    gallery.change(services.header_markdown, [gallery], [header], api_name="header", api_visibility="private")
+    gallery.change(partial(header_markdown, services), [gallery], [header], api_name="header", api_visibility="private")
     if rows:
         examples.success(clear_stale, None, stale_outputs, api_visibility="private", queue=False)
     return SearchTab(

@@ -14,6 +14,7 @@ from typing import Any
 
 import gradio as gr
 
+from explorer.header import header_markdown
 from explorer.services import Services
 
 POLL_S = 1.0
@@ -73,7 +74,7 @@ def wire_startup_panel(
             seen[f"d{i}"] = choices
             keep = value in choices or not choices
             updates.append(gr.Dropdown(choices=choices) if keep else gr.Dropdown(choices=choices, value=choices[0]))
-        header_md = services.header_markdown(values[0] if values and values[0] else None)
+        header_md = header_markdown(services, values[0] if values and values[0] else None)
         panel_md = gr.Markdown(services.startup.markdown(), visible=_visible(services))
         marker = 1 if snap["done"] and not snap["error"] else gr.skip()
         return (panel_md, header_md, timer, seen, marker, *updates)
@@ -88,7 +89,7 @@ def wire_startup_panel(
         done_marker.change(fn, fn_inputs, fn_outputs, api_name=f"startup_done_{i}", api_visibility="private",
                            show_progress="hidden")
     status = gr.JSON(visible=False)
-    demo.load(lambda: {**services.startup.snapshot(), "header": services.header_markdown()}, None, status,
+    demo.load(lambda: {**services.startup.snapshot(), "header": header_markdown(services)}, None, status,
               api_name="startup_status", show_progress="hidden")
 
 

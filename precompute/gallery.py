@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from covr_core import media
+from covr_core.data_layout import demo_gallery_name
 from covr_core.datasets import DatasetSpec, ItemList, list_datasets
 
 from . import _common as C
@@ -47,7 +48,7 @@ class GalleryKind(EmbeddingKind):
         return spec.gallery(opts.selection())
 
     def default_name(self, opts: GalleryOptions, split: str, encoder_name: str) -> str:
-        return f"demo-{encoder_name}" if opts.dataset == "demo" else f"{opts.dataset}-{split}-{encoder_name}"
+        return demo_gallery_name(encoder_name) if opts.dataset == "demo" else f"{opts.dataset}-{split}-{encoder_name}"
 
     def job_fields(self, opts: GalleryOptions, spec: DatasetSpec) -> dict:
         return {"index_type": opts.index_type}

@@ -21,6 +21,7 @@ from explorer.search import gallery_value, outcome_markdown
 from covr_core.settings import AppOptions
 from explorer.bootstrap import run_startup
 from explorer.services import Services, Session
+from precompute.demo import DemoJobs
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -32,7 +33,7 @@ def app_services(live_app, tmp_path_factory):
     for part in ("galleries", "queries", "evaluations"):
         shutil.copytree(live_app.data_dir / part, data / part)
     services = Services.create(AppOptions(encoder="lite", device="cpu", data_dir=data))
-    run_startup(services)  # loads the encoder; the copied demo gallery, map and benchmarks are reused as they are
+    run_startup(services, DemoJobs(data))  # loads the encoder; the copied demo folders are reused as they are
     assert services.startup.ready, services.startup.snapshot()
     return services
 

@@ -1,16 +1,14 @@
-"""Every app flag has an environment variable (a Space runs ``python app.py`` with no flags), and the
-README lists each in one table."""
+"""Every app flag has an environment variable (a Space runs ``python app.py`` with no flags), and README's
+configuration table lists each in exactly one row, with no row for a flag or variable the app lacks."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import pytest
 
+from covr_core.encoder_registry import EXTRA_CONFIGS_ENV
+from covr_core.pretrained import PROBE_TIMEOUT_ENV
 from covr_core.settings import APP_ENV_VARS, AppOptions, app_options_from_env
-
-REPO = Path(__file__).resolve().parents[2]
+from helpers.docs import README, tables
 
 
 def test_each_variable_sets_its_option_and_flags_win(monkeypatch):
@@ -39,12 +37,19 @@ def test_required_variables_exist():
             "data_dir"} <= options
 
 
+def _readme_rows() -> list[list[str]]:
+    """The rows (cells) of README's tables, headers left out."""
+    return [cells for table in tables(README.read_text(encoding="utf-8")) for _no, cells in table[1:]]
+
+
 def test_one_readme_table_has_every_flag_and_variable():
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    rows = [ln for ln in readme.splitlines() if ln.startswith("| `--")]
+    rows = [cells for cells in _readme_rows() if cells[0].startswith("`--")]
     for var, (_attr, flag, _default, _meaning) in APP_ENV_VARS.items():
-        hits = [r for r in rows if re.match(rf"^\| `{re.escape(flag)}` \| `{var}` \|", r)]
+        hits = [r for r in rows if r[:2] == [f"`{flag}`", f"`{var}`"]]
         assert len(hits) == 1, f"README needs one table row `{flag}` | `{var}`"
+    known = {(f"`{flag}`", f"`{var}`") for var, (_a, flag, _d, _m) in APP_ENV_VARS.items()}
+    stale = [r[:2] for r in rows if tuple(r[:2]) not in known]
+    assert not stale, f"README rows for flags the app does not have: {stale}"
 
 
 @pytest.mark.parametrize("flag", [flag for _attr, flag, _d, _m in APP_ENV_VARS.values()])
@@ -65,9 +70,11 @@ def test_compute_variables_are_the_ones_the_speed_path_reads(monkeypatch, tmp_pa
     from covr_core.settings import COMPUTE_ENV_VARS
 
     assert vision_backends.ENV_VAR in COMPUTE_ENV_VARS
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    variable_rows = [r[1] for r in _readme_rows() if r[0] == "" and r[1].startswith("`COVR_")]
     for var in COMPUTE_ENV_VARS:
-        assert len([ln for ln in readme.splitlines() if ln.startswith(f"| | `{var}` |")]) == 1, var
+        assert variable_rows.count(f"`{var}`") == 1, var
+    others = {f"`{v}`" for v in (*COMPUTE_ENV_VARS, EXTRA_CONFIGS_ENV, PROBE_TIMEOUT_ENV)}
+    assert set(variable_rows) <= others, f"README rows for variables the app does not read: {set(variable_rows) - others}"
     monkeypatch.setenv("COVR_VISION_BACKEND", "onnxruntime")
     assert vision_backends.requested_backend() == "onnxruntime"
     monkeypatch.setenv("COVR_COMPILE_CACHE", "off")

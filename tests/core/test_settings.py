@@ -10,8 +10,7 @@ import pytest
 
 import covr_core.settings as settings_module
 from covr_core.settings import ENV_VARS, Limits, Settings, describe_settings, load_settings, replace_limits
-
-ROOT = Path(__file__).resolve().parents[2]
+from helpers.docs import documented_variables
 
 
 def test_defaults():
@@ -101,12 +100,17 @@ def test_settings_are_frozen():
 
 
 def test_every_setting_is_documented():
+    """Each setting is in the module docstring's table and in exactly one table row of the docs (the limits in
+    docs/SECURITY.md's limits table, the data folder in README's configuration table)."""
     doc = settings_module.__doc__ or ""
-    readme = (ROOT / "README.md").read_text()
+    documented = documented_variables()
     rows = describe_settings(load_settings({}))
     assert [r[0] for r in rows] == list(ENV_VARS)
     fields = {f.name for f in dataclasses.fields(Limits)} | {"data_dir", "media_roots"}
     assert {attr for attr, _, _ in ENV_VARS.values()} == fields
-    for name in ENV_VARS:
+    for name, (attr, _kind, _desc) in ENV_VARS.items():
         assert name in doc, f"{name} missing from the settings docstring table"
-        assert name in readme, f"{name} missing from README.md"
+        where = documented.get(name, [])
+        assert len(where) == 1, f"{name} needs exactly one table row in README.md / docs/*.md, found {where}"
+        expected = "README.md" if attr == "data_dir" else "docs/SECURITY.md"
+        assert where[0].startswith(expected + ":"), (name, where)

@@ -135,12 +135,13 @@ def test_unavailable_backend_falls_back_to_sdpa_and_says_so(folder, images, capl
 
 def test_header_shows_backend(folder, tmp_path):
     from covr_core.settings import Settings
+    from explorer.header import header_markdown
     from explorer.services import Services
 
     path, _ = folder
     enc = load_blip_encoder(str(path), dtype="bfloat16", vision_backend="sdpa")
     services = Services(enc, Settings(data_dir=tmp_path), "none")
-    assert "**compute** `sdpa bfloat16`" in services.header_markdown()
+    assert "**compute** `sdpa bfloat16`" in header_markdown(services)
 
 
 # ------------------------------------------------------------------------------ export cache

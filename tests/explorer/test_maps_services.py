@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from explorer.header import header_markdown
 from explorer.curation import export_pinned, pinned_table
 from explorer.export import record_figure
 from explorer.export_figure import FigureOptions
@@ -45,7 +46,7 @@ def test_map_without_umap_file(tiny_gallery):
 def test_services_galleries_header_and_thumbs(tiny_services):
     assert tiny_services.gallery_names() == ["pics"]
     assert "pics" in scan_galleries(tiny_services.data_dir)
-    h = tiny_services.header_markdown()
+    h = header_markdown(tiny_services)
     assert "blip-tiny" in h and tiny_services.info.short_sha in h and "9 items" in h and "`cpu`" in h
     assert "Lite offline encoder" not in h
     served = tiny_services.served

@@ -11,6 +11,7 @@ from PIL import Image
 
 from covr_core import encoder_registry as reg
 from covr_core.settings import AppOptions
+from explorer.header import header_markdown
 from explorer.bootstrap import load_encoder_step, prepare_compute_step, public_message, run_startup
 from explorer.services import Services, startup_steps
 from explorer.startup import NotReadyError, Startup
@@ -92,7 +93,7 @@ def test_services_before_ready_and_a_refused_checkpoint(tmp_path, monkeypatch, t
         AppOptions(encoder=TINY_NAME, weights="pinned", device="cpu", data_dir=tmp_path / "d")
     )
     assert not svc.startup.ready
-    header = svc.header_markdown()
+    header = header_markdown(svc)
     assert f"`{TINY_NAME}`" in header and "`pinned` (lucas-ventura/CoVR/webvid-covr.ckpt)" in header
     assert "loading" in header
     with pytest.raises(NotReadyError):
@@ -104,7 +105,7 @@ def test_services_before_ready_and_a_refused_checkpoint(tmp_path, monkeypatch, t
     snap = svc.startup.snapshot()
     assert snap["done"] and not snap["ready"] and snap["error"].startswith("refusing pinned: its sha256 is")
     assert str(tmp_path) not in snap["error"] and "<HF cache>" in snap["error"]
-    assert "start-up failed" in svc.header_markdown()
+    assert "start-up failed" in header_markdown(svc)
     with pytest.raises(NotReadyError, match="Search is unavailable: refusing pinned"):
         svc.get_gallery()
 

@@ -41,7 +41,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-_BUILT_PARTS = ("galleries", "queries", "evaluations")
+_BUILT_PARTS = ("galleries", "queries", "evaluations", "webvid_filter")
 _template: dict[str, Path] = {}
 
 
