@@ -277,7 +277,7 @@ def _load_or_compute_class_embeddings(
 
 
 def save_class_embeddings(encoder: LiteEncoder, path: Path = CLASS_EMB_FILE) -> Path:
-    """Write the class-description embedding cache (run by precompute.make_assets --classes)."""
+    """Write the class-description embedding cache (run by python -m precompute.asset_builder --classes)."""
     descriptions = class_descriptions(load_class_table())
     key = _class_embedding_key(descriptions, _sha256_files([weight_files()[1]]))
     emb = encoder._embed_raw_texts(descriptions)

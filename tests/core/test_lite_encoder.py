@@ -167,7 +167,7 @@ def test_class_embedding_cache_matches_the_descriptions():
         key, emb = str(npz["key"]), npz["embeddings"]
     descriptions = class_descriptions(load_class_table())
     text_sha = hashlib.sha256(weight_files()[1].read_bytes()).hexdigest()
-    rebuild = "rebuild it: python -m precompute.make_assets --classes"
+    rebuild = "rebuild it: python -m precompute.asset_builder --classes"
     assert key == _class_embedding_key(descriptions, text_sha), rebuild
     assert emb.shape == (1000, 384)
 

@@ -1,7 +1,7 @@
 """What the bundled demo gallery (``assets/``) is made of: sources, images, videos, captions.
 
 Every item names the package and original file it comes from, and the licence as that package
-states it. ``precompute.make_assets`` turns these specs into files; captions were written by
+states it. ``precompute.asset_builder`` turns these specs into files; captions were written by
 looking at each picture.
 """
 

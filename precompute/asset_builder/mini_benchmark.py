@@ -19,7 +19,7 @@ import json
 import random
 from pathlib import Path
 
-from precompute._asset_specs import IMAGES, VIDEOS
+from precompute.asset_builder.specs import IMAGES, VIDEOS
 
 #: (reference, target, modification text)
 CIRR_TRIPLETS: list[tuple[str, str, str]] = [

