@@ -1,12 +1,13 @@
 """Your own combiners and datasets, one file each, without editing this package: ``COVR_EXTENSIONS``.
 
 ``COVR_EXTENSIONS`` names Python files (``.py``) or importable module names, ``os.pathsep``-separated. The
-combiner registry (``covr_core.combiners``) and the dataset registry (``covr_core.datasets``) import them once,
-when they are first imported, so a ``@register_combiner("NAME")`` or a ``register_dataset(DatasetSpec(...))`` in
-such a file is offered by the app (combiner lists, Compare) and by every job (``--dataset`` choices,
-``precompute.evaluate``'s combiners) like a built-in one::
+combiner registry (``covr_core.combiners``) and the dataset registry (``covr_core.datasets``) import them
+once, when they are first imported, so a ``@register_combiner("NAME")`` or a
+``register_dataset(DatasetSpec(...))`` in such a file is offered by the app (combiner lists, Compare) and by
+every job (``--dataset`` choices, ``precompute.evaluate``'s combiners) like a built-in one::
 
-    COVR_EXTENSIONS=my_combiner.py:my_dataset.py python -m precompute.queries --dataset mine --root ... --out ...
+    COVR_EXTENSIONS=my_combiner.py:my_dataset.py \
+        python -m precompute.queries --dataset mine --root ... --out ...
 
 The operator's own code runs, as with ``PYTHONPATH``: set it only to files you trust.
 """
@@ -56,7 +57,7 @@ def load_extensions() -> list[ModuleType]:
     modules = []
     for entry in extension_names():
         if entry not in _imported:
-            _imported[entry] = None  # under way: an extension that imports the other registry is not re-entered
+            _imported[entry] = None  # under way: an extension importing the other registry does not re-enter
             try:
                 _imported[entry] = _import_one(entry)
             except BaseException as exc:

@@ -51,7 +51,8 @@ def curve_figure(epochs: Sequence[int], losses: Sequence[float], recalls: Sequen
         recall_ax.plot(list(epochs), list(recalls), marker="o", markersize=MARKER_PT, color=RECALL_COLOUR)
         recall_ax.set(xlabel="epoch", ylabel="val R@1 (%)", title="validation R@1")
         if best_epoch is not None:
-            recall_ax.axvline(best_epoch, color=GUIDE_COLOUR, linestyle="--", label=f"best epoch {best_epoch}")
+            recall_ax.axvline(best_epoch, color=GUIDE_COLOUR, linestyle="--",
+                              label=f"best epoch {best_epoch}")
             recall_ax.legend(loc="lower right", frameon=False)
         for ax in (loss_ax, recall_ax):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -1,7 +1,8 @@
 """CoVR datasets: annotation readers (CIRR images, WebVid-CoVR videos) and the registry of dataset specs
-the precompute jobs embed (``get_dataset``, ``list_datasets``; see ``covr_core.datasets.registry``). A dataset
-of your own is one file calling ``register_dataset``, named by ``COVR_EXTENSIONS`` (``covr_core/extensions.py``):
-it is imported at the end of this module, so every job's ``--dataset`` offers it."""
+the precompute jobs embed (``get_dataset``, ``list_datasets``; see ``covr_core.datasets.registry``). A
+dataset of your own is one file calling ``register_dataset``, named by ``COVR_EXTENSIONS``
+(``covr_core/extensions.py``): it is imported at the end of this module, so every job's ``--dataset``
+offers it."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
-"""Extension points, one file each (docs/ARCHITECTURE.md, issue 16): a new combiner and a new dataset spec are
-each ONE module written here to tmp_path; nothing else is edited. Imported from Python, the combiner then shows
-in the registry, in ``precompute.evaluate``'s per-combiner report, in the explorer's choices, Compare table,
-weights chart and Explore tab; the dataset in the registry, in the gallery and queries jobs' ``--dataset``
-choices and through both jobs to an evaluation. Named in ``COVR_EXTENSIONS`` instead, the same two files reach
-the command-line jobs (a fresh process). Real parts: a tiny random-weight BLIP, the real jobs, FAISS, Services."""
+"""Extension points, one file each (docs/ARCHITECTURE.md, issue 16): a new combiner and a new dataset spec
+are each ONE module written here to tmp_path; nothing else is edited. Imported from Python, the combiner then
+shows in the registry, in ``precompute.evaluate``'s per-combiner report, in the explorer's choices, Compare
+table, weights chart and Explore tab; the dataset in the registry, in the gallery and queries jobs'
+``--dataset`` choices and through both jobs to an evaluation. Named in ``COVR_EXTENSIONS`` instead, the same
+two files reach the command-line jobs (a fresh process). Real parts: a tiny random-weight BLIP, the real
+jobs, FAISS, Services."""
 
 from __future__ import annotations
 
@@ -71,10 +72,10 @@ def list_gallery(sel: DatasetSelection) -> ItemList:
 def list_queries(sel: DatasetSelection) -> ItemList:
     root, files = Path(sel.root).resolve(), dict(zip(_items(sel)["id"], _items(sel)["file"]))
     t = pd.read_csv(root / "triplets.csv", dtype=str, keep_default_na=False)
-    sets = {s: sorted(t["reference"][t["set"] == s].tolist() + t["target"][t["set"] == s].tolist()) for s in t["set"]}
+    in_set = {s: [*t["reference"][t["set"] == s], *t["target"][t["set"] == s]] for s in t["set"]}
     rows = pd.DataFrame({"id": t["pairid"], "query_id": t["pairid"].astype(int), "reference": t["reference"],
                          "target": t["target"], "caption": t["caption"],
-                         "members": [json.dumps(sorted(set(sets[s]))) for s in t["set"]],
+                         "members": [json.dumps(sorted(set(in_set[s]))) for s in t["set"]],
                          "target_soft": [json.dumps({x: 1.0}) for x in t["target"]],
                          "path": [str(root / files[r]) for r in t["reference"]], "kind": "image"},
                         columns=list(QUERY_COLUMNS))
@@ -147,8 +148,8 @@ def _tiny_dataset(root: Path) -> Path:
     ids = [f"pic{i}" for i in range(6)]
     for i, item in enumerate(ids):
         pattern_image(i, (48, 40)).save(root / "img" / f"{item}.png")
-    pd.DataFrame({"id": ids, "file": [f"img/{i}.png" for i in ids], "caption": [f"picture {i}" for i in range(6)]}
-                 ).to_csv(root / "items.csv", index=False)
+    items = {"id": ids, "file": [f"img/{i}.png" for i in ids], "caption": [f"picture {i}" for i in range(6)]}
+    pd.DataFrame(items).to_csv(root / "items.csv", index=False)
     pd.DataFrame({"pairid": ["10", "11", "12", "13"], "reference": ["pic0", "pic1", "pic3", "pic4"],
                   "caption": ["make it red", "add a dog", "at night", "two of them"],
                   "target": ["pic1", "pic2", "pic4", "pic5"], "set": ["a", "a", "b", "b"]}
@@ -156,13 +157,13 @@ def _tiny_dataset(root: Path) -> Path:
     return root
 
 
-def test_a_combiner_and_a_dataset_in_one_file_each_work_end_to_end(imported_extensions, tiny_encoder, tmp_path):
+def test_a_combiner_and_a_dataset_in_one_file_each_work_end_to_end(imported_extensions, tiny_encoder,
+                                                                    tmp_path):
     from covr_core.datasets import get_dataset, list_datasets, query_datasets
     from covr_core.figure_style import WEIGHT_COLOURS
-    from covr_core.gallery import Gallery
     from covr_core.settings import Settings
     from covr_core.types import WEIGHT_NAMES
-    from explorer.browse import wide_table
+    from explorer.browse import load_benchmark, wide_table
     from explorer.compare import compare_outcome
     from explorer.plots import weights_bar_figure
     from explorer.query import make_reference, run_query
@@ -179,9 +180,11 @@ def test_a_combiner_and_a_dataset_in_one_file_each_work_end_to_end(imported_exte
     # both jobs accept it by name, on the command line too (their --dataset choices come from the registry)
     data = tmp_path / "data"
     root = _tiny_dataset(data / "media" / "tiny")  # inside the data folder: the app serves its media
-    gal_dir, q_dir, eval_dir = data / "galleries" / "tiny-g", data / "queries" / "tiny-q", data / "evaluations" / "tiny"
+    gal_dir, q_dir = data / "galleries" / "tiny-g", data / "queries" / "tiny-q"
+    eval_dir = data / "evaluations" / "tiny"
     for job, out in ((gallery, gal_dir), (queries, q_dir)):
-        assert job.parse_args(["--dataset", "tinycsv", "--root", str(root), "--out", str(out)]).dataset == "tinycsv"
+        args = job.parse_args(["--dataset", "tinycsv", "--root", str(root), "--out", str(out)])
+        assert args.dataset == "tinycsv"
     common = dict(dataset="tinycsv", root=str(root), encoder=tiny_encoder, batch_size=4)
     assert gallery.run(out=str(gal_dir), name="tiny-g", **common).complete
     assert queries.run(out=str(q_dir), **common).complete
@@ -193,29 +196,27 @@ def test_a_combiner_and_a_dataset_in_one_file_each_work_end_to_end(imported_exte
     assert {"R@1", "R@5", "Rs@1", "Avg"} <= set(half)
     assert "| HALF |" in (eval_dir / "metrics.md").read_text()
     assert "HALF" in pd.read_csv(eval_dir / "metrics.csv").iloc[:, 1].tolist()
-    per_query = pd.read_parquet(eval_dir / "per_query.parquet")
-    rows = per_query[per_query["combiner"] == "HALF"]
-    rows.index = rows["query_id"].astype(str)
+    per_query = load_benchmark(eval_dir).per_query  # the evaluation folder through the explorer's reader
+    rows = per_query[per_query["combiner"] == "HALF"].set_index("query_id")
     np.testing.assert_allclose(rows[list(WEIGHT_NAMES)].to_numpy(), np.tile([0.0, 0.5, 0.5], (4, 1)))
-    # ... and its ranks are what normalise(f_img + f_txt) gives against the gallery (reference left out)
-    qs, gal = evaluate.load_queries(q_dir), Gallery.load(gal_dir)
-    ids = gal.items["id"].astype(str).tolist()
-    query = qs.emb.f_img + qs.emb.f_txt
-    scores = (query / np.linalg.norm(query, axis=1, keepdims=True)) @ np.asarray(gal.embeddings, np.float32).T
-    for i, r in enumerate(qs.table.to_dict("records")):
-        scores[i, ids.index(r["reference"])] = -np.inf
-        target = scores[i, ids.index(r["target"])]
-        assert rows.loc[str(r["query_id"]), "rank"] == 1 + int((scores[i] > target).sum())
     assert half["R@1"] == pytest.approx(100 * np.mean(rows["rank"] <= 1))
 
-    # the explorer: Search's combiner choices, the Compare table, the weights chart
+    # the explorer: Search's combiner choices; each triplet searched in the app gives HALF's query
+    # normalise(f_img + f_txt) and the rank the evaluation stored (FAISS search vs the job's matrix product)
     services = Services(tiny_encoder, Settings(data_dir=data), "tiny-g")
     assert "HALF" in services.combiners()
-    ref = make_reference(services, load_reference(str(root / "img" / "pic0.png")), gallery_id="pic0")
-    result = run_query(services, ref, "make it red", services.combiners(), "tiny-g", k=3, target_id="pic1")
+    for t in pd.read_csv(root / "triplets.csv", dtype=str).to_dict("records"):
+        image = load_reference(str(root / "img" / f"{t['reference']}.png"))
+        ref = make_reference(services, image, gallery_id=t["reference"])
+        result = run_query(services, ref, t["caption"], services.combiners(), "tiny-g", k=3,
+                           target_id=t["target"])
+        emb = tiny_encoder.encode_query(image, t["caption"])
+        want = (emb.f_img + emb.f_txt) / np.linalg.norm(emb.f_img + emb.f_txt)
+        np.testing.assert_allclose(result.outcomes["HALF"].query, want, atol=1e-5)
+        assert result.outcomes["HALF"].target_rank == rows.loc[t["pairid"], "rank"], t
+    # the Compare table and the weights chart (of the last query)
     table = compare_outcome(result).table.set_index("combiner")
     assert table.loc["HALF", list(WEIGHT_NAMES)].tolist() == [0.0, 0.5, 0.5]
-    assert table.loc["HALF", "target_rank"] == rows.loc["10", "rank"]  # the app ranks as the evaluation did
     bar = weights_bar_figure(result.outcomes["HALF"].weights, "HALF")
     assert bar.layout.title.text == "weights (HALF)" and list(bar.data[0].y) == [0.0, 0.5, 0.5]
     # figure colours are per weight (w_mm / w_img / w_txt), never per combiner: a new combiner needs none
@@ -230,7 +231,8 @@ def test_a_combiner_and_a_dataset_in_one_file_each_work_end_to_end(imported_exte
     assert hist.mean == pytest.approx({"w_mm": 0.0, "w_img": 0.5, "w_txt": 0.5})
 
 
-def test_covr_extensions_imports_each_named_file_once(clean_registries, extension_files, monkeypatch, tmp_path):
+def test_covr_extensions_imports_each_named_file_once(clean_registries, extension_files, monkeypatch,
+                                                      tmp_path):
     monkeypatch.setenv(extensions.EXTENSIONS_ENV, f" {extension_files['combiner']} {os.pathsep}{os.pathsep}"
                                                   f"{extension_files['dataset']}")
     first = extensions.load_extensions()
@@ -254,13 +256,14 @@ def test_covr_extensions_reach_the_command_line_jobs(extension_files, tiny_blip_
     env = {**os.environ, extensions.EXTENSIONS_ENV: os.pathsep.join(map(str, extension_files.values())),
            "TQDM_DISABLE": "1"}
     encoder = ["--encoder", "blip", "--blip-source", str(tiny_blip_dir), "--device", "cpu"]
-    runs = [("precompute.gallery", ["--dataset", "tinycsv", "--root", str(root), "--out", str(data / "g"), *encoder]),
-            ("precompute.queries", ["--dataset", "tinycsv", "--root", str(root), "--out", str(data / "q"), *encoder]),
-            ("precompute.evaluate", ["--queries", str(data / "q"), "--gallery", str(data / "g"), "--benchmark",
-                                     "cirr", "--out", str(data / "e"), "--combiners", "HALF"])]
+    dataset = ["--dataset", "tinycsv", "--root", str(root)]
+    runs = [("precompute.gallery", [*dataset, "--out", str(data / "g"), *encoder]),
+            ("precompute.queries", [*dataset, "--out", str(data / "q"), *encoder]),
+            ("precompute.evaluate", ["--queries", str(data / "q"), "--gallery", str(data / "g"),
+                                     "--benchmark", "cirr", "--out", str(data / "e"), "--combiners", "HALF"])]
     for module, args in runs:
-        res = subprocess.run([sys.executable, "-m", module, *args], cwd=tmp_path, env=env, capture_output=True,
-                             text=True, timeout=300)
+        res = subprocess.run([sys.executable, "-m", module, *args], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=300)
         assert res.returncode == 0, f"{module}: {res.stderr[-3000:]}"
     report = json.loads((data / "e" / "metrics.json").read_text())
     assert report["info"]["combiners"] == ["HALF"] and report["info"]["num_queries"] == 4
