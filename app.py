@@ -12,6 +12,8 @@ import logging
 import os
 import sys
 
+from covr_core.factory import resolve_encoder_choice
+from covr_core.pretrained import WeightsIntegrityError, WeightsUnavailableError
 from covr_core.settings import APP_ENV_VARS, COMPUTE_ENV_VARS, AppOptions, app_options_from_env
 
 
@@ -45,9 +47,6 @@ def main(argv: list[str] | None = None) -> None:
     if options.data_dir is not None:  # read where no options travel (the compile cache's default folder)
         os.environ["COVR_DATA_DIR"] = str(options.data_dir)
     # decide first, without torch or gradio: a request that cannot work stops within seconds
-    from covr_core.factory import resolve_encoder_choice
-    from covr_core.pretrained import WeightsIntegrityError, WeightsUnavailableError
-
     try:
         choice = resolve_encoder_choice(options.encoder, options.weights, options.checkpoint, options.blip_source)
     except (ValueError, WeightsUnavailableError, WeightsIntegrityError, FileNotFoundError) as exc:

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from covr_core.settings import load_settings
+
 logger = logging.getLogger(__name__)
 
 MANIFEST = "artifact.json"
@@ -139,8 +141,6 @@ def default_cache() -> ArtifactCache | None:
     if root.lower() in ("off", "none", "0"):
         return None
     if not root:
-        from covr_core.settings import load_settings
-
         root = str(load_settings().data_dir / "cache" / "compiled")
     max_mb = int(os.environ.get("COVR_COMPILE_CACHE_MB", "") or DEFAULT_MAX_MB)
     max_entries = int(os.environ.get("COVR_COMPILE_CACHE_ENTRIES", "") or DEFAULT_MAX_ENTRIES)

@@ -35,6 +35,7 @@ from covr_core.cache import LRUCache, content_hash
 from covr_core.encoder import Encoder
 from covr_core.text import enc_token_id, pre_caption
 from covr_core.types import EncoderInfo, QueryEmbeddings
+from covr_core.vision_backends import LazyVision
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +113,6 @@ class BlipCoVREncoder(Encoder):
         vision_backend: str | None = None,
         mlp=None,
     ) -> None:
-        from covr_core.vision_backends import LazyVision
-
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.info = info

@@ -20,7 +20,10 @@ from covr_core.blip import (
     resolve_dtype,
 )
 from covr_core.blip_config import enforce_blip_hparams, match_model_config
+from covr_core.combiners import load_mlp_combiner, mlp_from_state_dict
+from covr_core.convert import build_blip_model, convert_covr_state_dict, load_converted_into
 from covr_core.encoder_registry import ModelCfg
+from covr_core.safe_load import file_sha256, load_checkpoint_state_dict
 from covr_core.text import load_blip_tokenizer
 from covr_core.types import EncoderInfo
 
@@ -54,8 +57,6 @@ def _preprocessing(source: str, config, model: ModelCfg | None = None) -> BlipIm
 
 def _source_sha256(source: str) -> str:
     """sha256 of the weights file behind ``source`` (local folder or HF cache); "" when unknown."""
-    from covr_core.safe_load import file_sha256
-
     folder = Path(source)
     if folder.is_dir():
         record = folder / "covr_conversion.json"
@@ -104,10 +105,6 @@ def load_blip_encoder(
     in the page header; ``checkpoint_sha256``: an already computed hash (skips hashing the file again).
     """
     from transformers import BlipConfig, BlipForImageTextRetrieval
-
-    from covr_core.combiners import load_mlp_combiner, mlp_from_state_dict
-    from covr_core.convert import build_blip_model, convert_covr_state_dict, load_converted_into
-    from covr_core.safe_load import file_sha256, load_checkpoint_state_dict
 
     resolve_dtype(dtype)  # fail early on a bad dtype name
     config = BlipConfig.from_pretrained(source)

@@ -20,6 +20,11 @@ from pathlib import Path
 
 import torch
 
+from covr_core.blip_config import enforce_blip_hparams, match_model_config
+from covr_core.combiners import mlp_from_state_dict, save_mlp_combiner
+from covr_core.safe_load import file_sha256, load_checkpoint_state_dict
+from covr_core.text import load_blip_tokenizer
+
 logger = logging.getLogger(__name__)
 
 _VISION_FIXED = {
@@ -171,11 +176,6 @@ def convert_checkpoint(checkpoint: str | Path, out_dir: str | Path, base: str) -
     """Convert a CoVR checkpoint file into a ``from_pretrained`` folder (weights from ``checkpoint``,
     config and tokenizer from ``base``); fork keys go to ``mlp_combiner.safetensors`` + ``.json``."""
     from transformers import BlipConfig
-
-    from covr_core.blip_config import enforce_blip_hparams, match_model_config
-    from covr_core.text import load_blip_tokenizer
-    from covr_core.combiners import mlp_from_state_dict, save_mlp_combiner
-    from covr_core.safe_load import file_sha256, load_checkpoint_state_dict
 
     out = Path(out_dir)
     config = BlipConfig.from_pretrained(base)

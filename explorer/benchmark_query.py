@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from covr_core.media import load_image
 from explorer.browse import QueryView, open_query
 from explorer.query import QueryResult, SearchOutcome, make_reference
-from explorer.search import default_combiner, remember_reference, run_with_session
+from explorer.search import benchmark_protocol, default_combiner, remember_reference, run_with_session
 
 if TYPE_CHECKING:
     from explorer.services import Services, Session
@@ -79,8 +79,6 @@ def run_benchmark_query(
 
 def protocol_description(services: Services, bench_name: str) -> str:
     """What the benchmark table's ranks count, in one line (the same scope Search states)."""
-    from explorer.search import benchmark_protocol
-
     bench = services.get_benchmark(bench_name)
     proto = benchmark_protocol(bench)
     gname = services.gallery_for_benchmark(bench)

@@ -20,8 +20,13 @@ import time
 from pathlib import Path
 from typing import Callable, Protocol
 
+from covr_core.combiners import load_mlp_combiner
 from covr_core.data_layout import demo_gallery_name
 from covr_core.encoder import Encoder
+from covr_core.factory import load_choice
+from covr_core.gallery import Gallery, GalleryError
+from covr_core.pretrained import hf_cache_dir
+from explorer.gallery_sources import fetch_repo_galleries, mounted_galleries
 from explorer.services import REPO_ROOT, Services
 
 log = logging.getLogger(__name__)
@@ -49,8 +54,6 @@ class DemoBuilder(Protocol):
 
 def public_message(text: str, services: Services) -> str:
     """``text`` without server paths (the data folder, the hub cache, the repository, home) for the page."""
-    from covr_core.pretrained import hf_cache_dir
-
     out = str(text)
     for path, name in (
         (hf_cache_dir(), "<HF cache>"),
@@ -85,9 +88,6 @@ def _run_step(services: Services, name: str, fn: Callable[[], str], fatal: bool 
 
 def load_encoder_step(services: Services) -> str:
     """Fetch the weights (progress in the page), load the encoder on its device, install it."""
-    from covr_core.combiners import load_mlp_combiner
-    from covr_core.factory import load_choice
-
     opts = services.options
     report = services.startup.reporter("encoder")
     inner = load_choice(services.choice, opts.device, opts.dtype, report)
@@ -118,8 +118,6 @@ def prepare_compute_step(services: Services) -> str:
 def gallery_sources_step(services: Services) -> str:
     """``COVR_GALLERY_REPO`` and ``COVR_GALLERY_DIRS``: verified galleries join the list; problems are
     reported (the step fails with the message when a source gave nothing) but never stop the app."""
-    from explorer.gallery_sources import fetch_repo_galleries, mounted_galleries
-
     opts, info = services.options, services.encoder_unchecked.info
     reports = []
     if opts.gallery_repo:
@@ -140,8 +138,6 @@ def gallery_sources_step(services: Services) -> str:
 
 def _default_gallery_ok(services: Services) -> str:
     """Check the default gallery now loads; fall back to the demo gallery (with a note) when it does not."""
-    from covr_core.gallery import Gallery, GalleryError
-
     info = services.encoder_unchecked.info
     entries = services.gallery_entries()
     name = services.default_gallery

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, Sequence
 from matplotlib.figure import Figure
 from PIL import Image
 
-from explorer.export_figure import FigureOptions, Panel, render_example, smart_quotes, unquoted
 from covr_core.figure_style import FORMATS, PNG_DPI, rc_params
+from covr_core.media import load_image, middle_frame
+from explorer.export_figure import FigureOptions, Panel, render_example, smart_quotes, unquoted
 
 if TYPE_CHECKING:
     from explorer.services import Services
@@ -71,7 +72,6 @@ def slugify(text: str, max_len: int = 40) -> str:
 # ------------------------------------------------------------------------------------------- figure
 def item_image(services: Services, gallery_name: str, item_id: str) -> Image.Image:
     """An item as a still image (videos give their middle frame)."""
-    from covr_core.media import load_image, middle_frame
     from explorer.search import is_video_path
 
     path = services.item_path(gallery_name, item_id)

@@ -24,6 +24,8 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from covr_core.data_layout import DEMO_FILTER_RUN, FILTER_RUNS
+from covr_core.datasets.webvid import webvid_video_path
+from covr_core.media import MediaError, middle_frame
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +150,6 @@ def _read(path: Path) -> pd.DataFrame:
 def _video(roots: list[Path], pth: str) -> Path | None:
     """The video of ``pth`` under the first root that has it; a ``pth`` leading out of its root (``..``, an
     absolute path, a symlink out) is never read: the report is data-folder content, not configuration."""
-    from covr_core.datasets.webvid import webvid_video_path
-
     for root in roots:
         p = webvid_video_path(root, pth)
         try:
@@ -179,8 +179,6 @@ def pair_image(frame1: Image.Image, frame2: Image.Image, label: str = "", height
 
 def filter_examples(report: FilterReport, cache_dir: str | Path) -> list[tuple[str, str]]:
     """Gallery value: one image per example pair (middle frames of ``pth1``, ``pth2``), captioned by rule."""
-    from covr_core.media import MediaError, middle_frame
-
     cache_dir = Path(cache_dir) / "filter"
     cache_dir.mkdir(parents=True, exist_ok=True)
     out = []

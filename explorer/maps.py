@@ -9,6 +9,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from covr_core.placement import place_points
 from explorer.plots import map_figure_json
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,6 @@ def place_by_neighbours(
 ) -> tuple[float, float]:
     """Place a query on the map without refitting: ``covr_core.placement.place_points`` (similarity-weighted
     mean of the positions of its ``n`` nearest gallery items)."""
-    from covr_core.placement import place_points
-
     ids = gallery.items["id"].astype(str)
     coords = points.set_index("id").reindex(ids)[["x", "y"]].to_numpy(dtype=float)
     ok = np.isfinite(coords).all(axis=1)

@@ -13,15 +13,16 @@ page-safe reason, ``gallery_problems``), never the app; which of their folders m
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from covr_core.combiners import list_combiners
 from covr_core.data_layout import demo_gallery_name
 from covr_core.encoder import Encoder
+from covr_core.factory import resolve_encoder_choice
 from covr_core.gallery import Gallery
 from covr_core.gallery_files import GalleryError
 from covr_core.gallery_files import read_manifest as read_gallery_manifest
@@ -29,9 +30,16 @@ from covr_core.gallery_integrity import HashCache
 from covr_core.media import ImageLimits, check_resize_budget
 from covr_core.settings import AppOptions, Settings, app_options_from_env, load_settings
 from covr_core.types import EncoderInfo, QueryEmbeddings
-from explorer.browse import Benchmark, benchmark_combiner_names, benchmark_stamp, find_benchmarks, load_benchmark
+from explorer.browse import (
+    Benchmark,
+    benchmark_combiner_names,
+    benchmark_stamp,
+    find_benchmarks,
+    load_benchmark,
+)
 from explorer.curation import CurationStores
 from explorer.export import manifest_hash
+from explorer.filter_view import find_filter_runs
 from explorer.near_duplicates import NearDuplicateFinder
 from explorer.safety import public_message
 from explorer.served_files import ServedFiles
@@ -178,8 +186,6 @@ class Services:
 
         Raises at once (ValueError / WeightsUnavailableError) for an unknown encoder or tag, or an explicitly
         requested BLIP encoder whose weights cannot be had. ``choice``: an already resolved EncoderChoice."""
-        from covr_core.factory import resolve_encoder_choice
-
         options = options or app_options_from_env()
         settings = load_settings()
         if options.data_dir is not None:
@@ -265,8 +271,6 @@ class Services:
 
     def combiners(self) -> list[str]:
         """Combiners really available (MLP only with trained weights)."""
-        from covr_core.combiners import list_combiners
-
         return list(list_combiners(self.mlp))
 
     def check_encoder_input(self, image: Any) -> None:
@@ -394,8 +398,6 @@ class Services:
 
     def all_benchmark_combiners(self) -> list[str]:
         """Every combiner evaluated in any benchmark (MLP is reachable as soon as one evaluation has it)."""
-        from covr_core.combiners import list_combiners
-
         seen: list[str] = []
         for folder in find_benchmarks(self.data_dir).values():
             seen.extend(c for c in benchmark_combiner_names(folder) if c not in seen)
@@ -404,8 +406,6 @@ class Services:
 
     def filter_run_names(self) -> list[str]:
         """WebVid filter runs under ``<data>/webvid_filter/`` (re-scanned on each call)."""
-        from explorer.filter_view import find_filter_runs
-
         return list(find_filter_runs(self.data_dir))
 
     def gallery_for_benchmark(self, bench: Benchmark) -> str:

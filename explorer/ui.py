@@ -10,29 +10,29 @@ from typing import Any
 import gradio as gr
 
 from explorer.header import header_markdown
+from explorer.intro import intro_markdown, lite_banner
+from explorer.safety import delete_cache_setting
+from explorer.served_files import ServedFilesGuard
 from explorer.services import Services
 from explorer.startup import NotReadyError
 from explorer.ui_common import STATIC_DIR, plotly_js_path
+from explorer.ui_curate import build_curate_tab
+from explorer.ui_explore import build_explore_tab
+from explorer.ui_guard import ExplorerBlocks, assign_encoder_pool, request_client
+from explorer.ui_search import build_search_tab
+from explorer.ui_startup import build_startup_panel, wire_startup_panel
+from explorer.visitors import RateLimiter
 
 
 def build_demo(services: Services) -> gr.Blocks:
     """Assemble the page from one builder per tab; every event has an ``api_name``; heavy events share the
     encoder pool (``explorer.ui_guard``)."""
-    from explorer.safety import delete_cache_setting
-    from explorer.ui_curate import build_curate_tab
-    from explorer.ui_explore import build_explore_tab
-    from explorer.ui_guard import ExplorerBlocks, assign_encoder_pool
-    from explorer.ui_search import build_search_tab
-    from explorer.ui_startup import build_startup_panel, wire_startup_panel
-
     # served in place (not copied to Gradio's cache on every result): plotly.js and the gallery media folders
     # the served-files policy registers (now and whenever a new gallery appears)
     services.served.allow_file(plotly_js_path())
     services.served.add_listener(lambda folders: gr.set_static_paths([str(p) for p in folders]))
     gr.set_static_paths([str(plotly_js_path()), *(str(p) for p in services.served.folders())])
     services.gallery_entries()  # registers the galleries present now
-
-    from explorer.intro import intro_markdown
 
     with ExplorerBlocks(title="CoVR Explorer", delete_cache=delete_cache_setting()) as demo:
         demo.served = services.served
@@ -75,8 +75,6 @@ def build_demo(services: Services) -> gr.Blocks:
 
 def banner_update(services: Services) -> dict[str, Any]:
     """The lite-encoder notice under the intro (``value`` and ``visible``); empty until the encoder is loaded."""
-    from explorer.intro import lite_banner
-
     try:
         text = lite_banner(services.info)
     except NotReadyError:
@@ -94,10 +92,6 @@ def launch_kwargs(services: Services) -> dict[str, Any]:
     """``demo.launch`` arguments shared by app.py and the tests: no share link, no raw exception text in the
     page, only the served-files policy's files on the file route, uploads rate-limited per client."""
     from starlette.middleware import Middleware
-
-    from explorer.served_files import ServedFilesGuard
-    from explorer.ui_guard import request_client
-    from explorer.visitors import RateLimiter
 
     limits = services.settings.limits
     uploads = RateLimiter(limits.uploads_per_minute, 60.0)

@@ -24,7 +24,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+import covr_core
 from covr_core.atomic import atomic_write_text
+from covr_core.datasets import get_dataset
+from covr_core.factory import create_encoder, resolve_dtype_name
 from covr_core.types import Summary
 
 from ._options import CHUNK_ITEMS, DTYPE_CHOICES
@@ -32,7 +35,6 @@ from ._progress import PROGRESS_EVERY, Progress
 
 log = logging.getLogger("precompute")
 
-ENCODER_CHOICES = ("auto", "blip", "lite")
 #: Test hooks: the process SIGKILLs itself after this many processed items / at this named stage; with
 #: KILL_ONCE_ENV set to a file path, only the first process to create that file does (a retry then succeeds).
 KILL_AFTER_ENV = "COVR_PRECOMPUTE_KILL_AFTER"
@@ -89,17 +91,11 @@ def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
 
 def encoder_choices() -> list[str]:
     """``auto`` plus the factory's registry (``blip``, ``lite``)."""
-    try:
-        from covr_core.factory import list_encoders
-    except ImportError:  # factory not importable: the fixed list
-        return list(ENCODER_CHOICES)
     return ["auto", *list_encoders()]
 
 
 def add_dataset_args(p: argparse.ArgumentParser, datasets: Sequence[str], csv_help: str) -> argparse._ArgumentGroup:
     """The ``dataset`` flag group shared by the gallery and queries jobs; returns the group for extras."""
-    from covr_core.datasets import get_dataset
-
     g = p.add_argument_group("dataset")
     g.add_argument("--dataset", choices=tuple(datasets), required=True,
                    help="which dataset to embed: " + "; ".join(f"{d} = {get_dataset(d).description}"
@@ -204,8 +200,6 @@ def create_job_encoder(encoder: str = "auto", checkpoint: str | None = None, bli
     """Create the encoder a job runs with (model on ``device`` once) with ``covr_core.factory.create_encoder``:
     ``weights`` is a tag or file, ``blip_source`` a folder / hub id replacing the BLIP base (``auto`` never
     hangs offline)."""
-    from covr_core.factory import create_encoder, resolve_dtype_name
-
     model_dtype = resolve_dtype_name(dtype, device)  # auto: bfloat16 on CUDA, float32 on CPU; explicit: as asked
     return create_encoder(encoder, weights, checkpoint=checkpoint, source=blip_source, device=device, dtype=model_dtype)
 
@@ -213,8 +207,6 @@ def create_job_encoder(encoder: str = "auto", checkpoint: str | None = None, bli
 def autocast_context(device: str, dtype: str):
     """bf16/fp16 autocast on CUDA (``auto`` = bfloat16); a no-op context elsewhere."""
     import torch
-
-    from covr_core.factory import resolve_dtype_name
 
     dtype = resolve_dtype_name(dtype, device)
     if device.startswith("cuda") and dtype in ("bfloat16", "float16"):
@@ -285,8 +277,6 @@ def package_versions(names: Sequence[str] = PACKAGES) -> dict[str, str]:
         with contextlib.suppress(metadata.PackageNotFoundError):
             out[name] = metadata.version(name)
     if "covr-explorer" not in out:
-        import covr_core
-
         out["covr-explorer"] = getattr(covr_core, "__version__", "")
     return out
 

@@ -25,8 +25,10 @@ from . import _common as C
 from ._lock import job_lock
 from ._options import EmbedOptions
 from ._parts import IDENTITY_KEYS, PartStore, PlanMismatchError, plan_sha256
+from ._ray import RayCluster
 from ._runner import UnitResult
 from ._units import EmbeddingKind, Unit, UnitRunner, make_units, mine_count
+from .merge import finalize
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +94,6 @@ def run_embedding_job(kind: EmbeddingKind, opts: EmbedOptions) -> C.JobSummary:
     with contextlib.ExitStack() as stack:
         cluster = None
         if opts.ray is not None:
-            from ._ray import RayCluster
-
             cluster = stack.enter_context(RayCluster.connect(opts.ray))  # fails fast: no Ray, bad address
         stack.enter_context(job_lock(store.dir, shard))
         if cluster is not None:
@@ -137,8 +137,6 @@ def run_embedding_job(kind: EmbeddingKind, opts: EmbedOptions) -> C.JobSummary:
         summary.units_failed = len(failed_units)
         summary.part_files = len(store.files())
         if not opts.parts_only and not failed_units:
-            from .merge import finalize
-
             merged = finalize(out, [out], index_type=job.get("index_type"))
             summary.complete, summary.failures = merged.complete, merged.failures
             if merged.complete and not opts.keep_parts:

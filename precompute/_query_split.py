@@ -23,6 +23,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from covr_core.atomic import atomic_write_bytes, atomic_write_text
+
 SPLIT_BY = ("image-set", "video")
 
 
@@ -95,8 +97,6 @@ def save_split_keys(path: str | Path, keys: dict[str, np.ndarray]) -> Path:
     """Write ``{part: uint64 keys}`` next to an MLP file (``.split.npz``, no pickle)."""
     import io
 
-    from covr_core.atomic import atomic_write_bytes
-
     buf = io.BytesIO()
     np.savez(buf, **{k: np.asarray(v, dtype=np.uint64) for k, v in keys.items()})
     return atomic_write_bytes(Path(path), buf.getvalue())
@@ -135,6 +135,4 @@ def read_query_ids(path: str | Path) -> list[str]:
 
 def write_query_ids(path: str | Path, ids: Sequence) -> Path:
     """Write query ids one per line (atomically)."""
-    from covr_core.atomic import atomic_write_text
-
     return atomic_write_text(Path(path), "".join(f"{i}\n" for i in ids))

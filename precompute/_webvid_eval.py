@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from covr_core.datasets.webvid import webvid_video_key
 from covr_core.metrics import CIRR_KS
 from covr_core.ranking import target_ranks
 
@@ -24,8 +25,6 @@ log = logging.getLogger(__name__)
 def video_codes(reference_ids: Sequence[str], target_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Video identities (``webvid_video_key``: CoVR's integer id; the path itself when it has no digit) of
     references and targets as shared int codes."""
-    from covr_core.datasets.webvid import webvid_video_key
-
     ints = [webvid_video_key(x) for x in [*reference_ids, *target_ids]]
     codes, _ = pd.factorize(pd.Series(ints))
     return codes[: len(reference_ids)], codes[len(reference_ids):]

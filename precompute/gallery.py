@@ -28,6 +28,7 @@ import torch
 from covr_core import media
 from covr_core.data_layout import demo_gallery_name
 from covr_core.datasets import DatasetSpec, ItemList, list_datasets
+from covr_core.gallery import Gallery
 
 from . import _common as C
 from ._data import FRAMES_PER_VIDEO, MediaItems
@@ -92,8 +93,6 @@ class GalleryKind(EmbeddingKind):
         return process
 
     def read_output(self, out: Path, plan: pd.DataFrame) -> tuple[np.ndarray, dict[str, np.ndarray], list[dict]]:
-        from covr_core.gallery import Gallery
-
         g = Gallery.load(out)
         rows = pd.Index(plan["id"].astype(str)).get_indexer(g.items["id"].astype(str))
         keep = [c for c in ("thumbnail", "frames", "duration") if c in g.items]
@@ -119,8 +118,6 @@ def build_demo_gallery(encoder: Any, out_dir: str | Path, assets: str | Path = A
 
     Used by the app on first start; ``on_progress(done, total)`` feeds its progress bar.
     """
-    from covr_core.gallery import Gallery
-
     summary = run(dataset="demo", out=out_dir, assets=assets, encoder=encoder, device=encoder.info.device,
                   num_workers=0, batch_size=16, argv=["--dataset", "demo", "--out", str(out_dir)],
                   on_progress=on_progress)

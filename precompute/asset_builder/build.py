@@ -8,12 +8,10 @@ H.264 mp4 (<= 480 lines). Also writes ``gallery.csv``, ``ATTRIBUTION.csv``/``.md
 hand-written mini benchmark files (``--only benchmark``; texts in ``precompute/asset_builder/mini_benchmark.py``).
 
 Set-up (only for rebuilding; the app needs none of this)::
-
     apt-get install -y opencv-doc wordnet-base
     .venv/bin/pip install -r requirements-assets.txt
 
 Examples::
-
     python -m precompute.asset_builder                     # images + videos + tables + benchmark
     python -m precompute.asset_builder --only videos
     python -m precompute.asset_builder --classes           # also covr_core/data/imagenet_classes.*
@@ -32,6 +30,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from precompute.asset_builder.imagenet_classes import build_imagenet_classes
+from precompute.asset_builder.mini_benchmark import write_benchmark
 from precompute.asset_builder.specs import IMAGES, OPENCV_LICENCE, SOURCES, VIDEOS, ImageSpec, VideoSpec
 
 log = logging.getLogger("precompute.asset_builder")
@@ -274,7 +274,6 @@ def write_tables(out: Path, gallery_rows: list[dict]) -> None:
 def build_classes() -> None:
     """Rebuild ``covr_core/data/imagenet_classes.json`` and its MiniLM embedding cache."""
     from covr_core.lite import CLASSES_FILE, load_lite_encoder, save_class_embeddings
-    from precompute.asset_builder.imagenet_classes import build_imagenet_classes
 
     build_imagenet_classes(CLASSES_FILE)
     enc = load_lite_encoder(class_embedding_cache=None)
@@ -307,8 +306,6 @@ def run(out: Path, only: Sequence[str] | None = None, classes: bool = False) -> 
             video_rows = _existing_video_rows(out)
         write_tables(out, image_rows + video_rows)
     if "benchmark" in parts:
-        from precompute.asset_builder.mini_benchmark import write_benchmark
-
         write_benchmark(out)
     if classes:
         build_classes()

@@ -56,9 +56,9 @@ def _runtime_nodes(tree: ast.AST) -> Iterable[ast.AST]:
         stack.extend(ast.iter_child_nodes(node))
 
 
-def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
-    """Project modules that module ``name`` (file ``path``) imports."""
-    is_package = path.name == "__init__.py"
+def node_targets(node: ast.Import | ast.ImportFrom, name: str, is_package: bool,
+                 modules: dict[str, Path]) -> set[str]:
+    """Project modules that one import statement of module ``name`` runs."""
     found: set[str] = set()
 
     def add(target: str) -> None:
@@ -68,21 +68,29 @@ def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
         if target and target != name:
             found.add(target)
 
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            add(alias.name)
+        return found
+    if node.level:
+        base = name if is_package else name.rpartition(".")[0]
+        for _ in range(node.level - 1):
+            base = base.rpartition(".")[0]
+        source = f"{base}.{node.module}" if node.module else base
+    else:
+        source = node.module or ""
+    for alias in node.names:
+        sub = f"{source}.{alias.name}"
+        add(sub if sub in modules else source)
+    return found
+
+
+def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """Project modules that module ``name`` (file ``path``) imports."""
+    found: set[str] = set()
     for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                add(alias.name)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = name if is_package else name.rpartition(".")[0]
-                for _ in range(node.level - 1):
-                    base = base.rpartition(".")[0]
-                source = f"{base}.{node.module}" if node.module else base
-            else:
-                source = node.module or ""
-            for alias in node.names:
-                sub = f"{source}.{alias.name}"
-                add(sub if sub in modules else source)
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found |= node_targets(node, name, path.name == "__init__.py", modules)
     return found
 
 
