@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import covr_core
 from covr_core.atomic import atomic_write_text
 from covr_core.datasets import get_dataset
-from covr_core.factory import create_encoder, resolve_dtype_name
+from covr_core.factory import create_encoder, list_encoders, resolve_dtype_name
 from covr_core.types import Summary
 
 from ._options import CHUNK_ITEMS, DTYPE_CHOICES
