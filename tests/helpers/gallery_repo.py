@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers.hub_cache import populate_repo
+from .hub_cache import populate_repo
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PHOTOS = ["apple", "orange", "kiwi", "lime", "lemon_half", "fruits"]
