@@ -29,11 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.helpers.live_app import CHROMIUM, CHROMIUM_ARGS, start_app
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
-
-from helpers.live_app import CHROMIUM, CHROMIUM_ARGS, start_app  # noqa: E402
-
 IMAGE = REPO / "assets" / "images" / "apple.jpg"
 TEXTS = [
     "make it an orange",
@@ -259,13 +257,13 @@ def main(argv: list[str] | None = None) -> None:
     bench_no_weights(env)
     run_encoder(a.encoder, a.encoder, env, a.repeats)
     if a.tiny_blip:
-        from helpers.tiny_blip import make_tiny_blip_folder
+        from tests.helpers.tiny_blip import make_tiny_blip_folder
 
         with tempfile.TemporaryDirectory(prefix="covr-tinyblip-") as tmp:
             folder = make_tiny_blip_folder(Path(tmp) / "tiny")
             run_encoder("blip-tiny", "blip", {**env, "COVR_BLIP_SOURCE": str(folder)}, a.repeats)
     if a.blip_large_random:
-        from helpers.hub_cache import make_blip_large_random_hub
+        from tests.helpers.hub_cache import make_blip_large_random_hub
 
         with tempfile.TemporaryDirectory(prefix="covr-blipl-") as tmp:
             t0 = time.perf_counter()

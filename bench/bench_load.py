@@ -41,12 +41,9 @@ import threading
 import time
 from pathlib import Path
 
+from tests.helpers.live_app import LiveApp, search_parts, start_app
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
-
-from helpers.live_app import LiveApp, search_parts, start_app  # noqa: E402
-
 ASSETS = REPO / "assets"
 EDITS = ["make it red", "show it at night", "add a dog", "make it smaller", "in the snow", "on a wooden table",
          "make it an orange", "two of them", "seen from above", "in black and white"]

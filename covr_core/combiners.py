@@ -1,5 +1,8 @@
 """Query combiners of the study (seed-study §2): NA, AVG, MLP, plus TEXT and IMAGE baselines.
 
+A combiner of your own is one file: a function decorated with ``@register_combiner("NAME")``, in a module
+named by ``COVR_EXTENSIONS`` (imported at the end of this module, ``covr_core/extensions.py``).
+
 Every combiner maps ``QueryEmbeddings`` (f_mm, f_img, f_txt; [dim] or [N, dim]) to a
 ``CombinedQuery``: the L2-normalised query and its weights (w_mm, w_img, w_txt), non-negative and
 summing to 1, so the UI can show them.
@@ -17,6 +20,7 @@ import torch
 from torch import nn
 
 from covr_core.encoder import l2_normalise
+from covr_core.extensions import load_extensions
 from covr_core.types import CombinedQuery, QueryEmbeddings
 
 logger = logging.getLogger(__name__)
@@ -164,3 +168,6 @@ def load_mlp_combiner(path: str | Path) -> MLPCombiner:
         raise ValueError(f"{path.name} holds an untrained MLP combiner ({why})")
     mlp = mlp_from_state_dict(load_file(str(path)), record=record)
     return mlp
+
+
+load_extensions()  # combiners of your own, one file each (COVR_EXTENSIONS; see covr_core/extensions.py)

@@ -7,8 +7,9 @@ both ``explorer`` and ``precompute`` can import it; it needs only matplotlib.)
 * type: DejaVu Sans (shipped with matplotlib), never below ``MIN_FONT_PT`` = 7 pt;
 * files: PDF (TrueType fonts embedded: ``pdf.fonttype`` 42), SVG (glyphs as paths: renders the same
   everywhere) and PNG at 300 dpi (``save_figure``);
-* colours: ``WEIGHT_COLOURS`` for w_mm / w_img / w_txt (also used by the app's plots), ``TARGET_COLOUR``
-  for the ground truth.
+* colours: ``SERIES_COLOURS`` for data series in order (e.g. the MLP training curves), ``WEIGHT_COLOURS``
+  (the first three of them) for w_mm / w_img / w_txt (also used by the app's plots), ``GUIDE_COLOUR`` for
+  reference lines, ``TARGET_COLOUR`` for the ground truth.
 
 Usage::
 
@@ -30,6 +31,8 @@ from typing import Any, Iterator
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
+from covr_core.types import WEIGHT_NAMES
+
 COLUMN_WIDTHS_IN = {"single": 3.3, "double": 6.9}
 MIN_FONT_PT = 7.0
 DEFAULT_FONT_PT = 8.0
@@ -38,7 +41,10 @@ FORMATS = ("pdf", "svg", "png")
 FONT_FAMILY = "DejaVu Sans"
 TARGET_COLOUR = "#2ca02c"
 TEXT_COLOUR = "#222222"
-WEIGHT_COLOURS: dict[str, str] = {"w_mm": "#4C72B0", "w_img": "#DD8452", "w_txt": "#55A868"}
+GUIDE_COLOUR = "#8C8C8C"
+#: Colours of a figure's data series, in order (seaborn's "deep" palette).
+SERIES_COLOURS: tuple[str, ...] = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3")
+WEIGHT_COLOURS: dict[str, str] = dict(zip(WEIGHT_NAMES, SERIES_COLOURS))
 
 
 def check_font_pt(font_pt: float) -> float:

@@ -9,7 +9,6 @@ page shows it (tests, health checks).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import gradio as gr

@@ -2,7 +2,8 @@
 
 - Lanes: every test that talks to a live ``app.py`` server is marked ``live``. ``make test-fast`` runs
   ``-m "not browser and not live and not slow"`` (no server, no Chromium); ``make test`` runs all.
-- Tests marked ``isolated`` run in a fresh Python process. Why: on an x86 KVM guest with AMX (the CI
+- Tests marked ``isolated`` run in a fresh Python process (a child pytest: seconds each, so they are also
+  marked ``slow`` and stay out of ``make test-fast``). Why: on an x86 KVM guest with AMX (the CI
   machines of this project), a pytest process that has run OpenVINO inference later dies with SIGSEGV
   (``si_code`` SI_KERNEL, at a syscall's return in the main thread), tests after it included. Such tests run
   in a child ``pytest`` of their own node id; the parent reports the child's outcome (pass, skip with its
@@ -27,10 +28,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark ``live`` each test that uses the live-server fixture (directly or through another fixture)."""
+    """Mark ``live`` each test that uses the live-server fixture (directly or through another fixture), and
+    ``slow`` each ``isolated`` one (its child process starts Python, torch and pytest again)."""
     for item in items:
         if LIVE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.live)
+        if item.get_closest_marker("isolated") is not None:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -1,5 +1,8 @@
 """CoVR datasets: annotation readers (CIRR images, WebVid-CoVR videos) and the registry of dataset specs
-the precompute jobs embed (``get_dataset``, ``list_datasets``; see ``covr_core.datasets.registry``)."""
+the precompute jobs embed (``get_dataset``, ``list_datasets``; see ``covr_core.datasets.registry``). A
+dataset of your own is one file calling ``register_dataset``, named by ``COVR_EXTENSIONS``
+(``covr_core/extensions.py``): it is imported at the end of this module, so every job's ``--dataset``
+offers it."""
 
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from covr_core.datasets.webvid import (
     webvid_video_key,
     webvid_video_path,
 )
+from covr_core.extensions import load_extensions
 
 __all__ = [
     "CirrDataset",
@@ -53,3 +57,5 @@ __all__ = [
     "webvid_video_key",
     "webvid_video_path",
 ]
+
+load_extensions()  # datasets of your own, one file each (COVR_EXTENSIONS)

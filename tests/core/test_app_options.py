@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from covr_core.encoder_registry import EXTRA_CONFIGS_ENV
+from covr_core.extensions import EXTENSIONS_ENV
 from covr_core.pretrained import PROBE_TIMEOUT_ENV
 from covr_core.settings import APP_ENV_VARS, AppOptions, app_options_from_env
 from helpers.docs import README, tables
@@ -73,7 +74,7 @@ def test_compute_variables_are_the_ones_the_speed_path_reads(monkeypatch, tmp_pa
     variable_rows = [r[1] for r in _readme_rows() if r[0] == "" and r[1].startswith("`COVR_")]
     for var in COMPUTE_ENV_VARS:
         assert variable_rows.count(f"`{var}`") == 1, var
-    others = {f"`{v}`" for v in (*COMPUTE_ENV_VARS, EXTRA_CONFIGS_ENV, PROBE_TIMEOUT_ENV)}
+    others = {f"`{v}`" for v in (*COMPUTE_ENV_VARS, EXTRA_CONFIGS_ENV, PROBE_TIMEOUT_ENV, EXTENSIONS_ENV)}
     assert set(variable_rows) <= others, f"README rows for variables the app does not read: {set(variable_rows) - others}"
     monkeypatch.setenv("COVR_VISION_BACKEND", "onnxruntime")
     assert vision_backends.requested_backend() == "onnxruntime"

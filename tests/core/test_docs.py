@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from covr_core.encoder_registry import EXTRA_CONFIGS_ENV
+from covr_core.extensions import EXTENSIONS_ENV
 from covr_core.pretrained import PROBE_TIMEOUT_ENV
 from covr_core.settings import APP_ENV_VARS, COMPUTE_ENV_VARS, ENV_VARS
 from explorer.safety import TEMP_MAX_AGE_ENV
@@ -27,7 +28,7 @@ from helpers.docs import (
 README_MAX_LINES = 250
 #: every variable an operator sets, from the constants the code reads them by
 OPERATOR_VARIABLES = {*ENV_VARS, *APP_ENV_VARS, *COMPUTE_ENV_VARS, EXTRA_CONFIGS_ENV, PROBE_TIMEOUT_ENV,
-                      TEMP_MAX_AGE_ENV}
+                      TEMP_MAX_AGE_ENV, EXTENSIONS_ENV}
 SOURCES = [*sorted((REPO / "covr_core").rglob("*.py")), *sorted((REPO / "explorer").rglob("*.py")),
            *sorted((REPO / "precompute").rglob("*.py")), REPO / "app.py"]
 

@@ -21,7 +21,8 @@ from helpers.tiny_blip import make_tiny_blip_folder
 TEXTS = ["Make it RED.", "the dog is now sitting on a (very) large sofa!", "two", "same scene at night"]
 #: OpenVINO inference runs in a child process (``isolated``, tests/conftest.py says why)
 OPENVINO = pytest.param("openvino", marks=pytest.mark.isolated)
-FLOAT32_BACKENDS = ["transformers", "sdpa", OPENVINO, "onnxruntime", "compile"]
+#: torch.compile builds for seconds (``slow``: out of ``make test-fast``)
+FLOAT32_BACKENDS = ["transformers", "sdpa", OPENVINO, "onnxruntime", pytest.param("compile", marks=pytest.mark.slow)]
 #: worst cosine to the float32 reference measured for bfloat16 paths on these tiny models (f_mm is the worst),
 #: with a margin; BLIP-L-size numbers are in docs/PERFORMANCE.md
 BF16_MIN_COSINE = {0.02: 0.9997, 0.3: 0.99}

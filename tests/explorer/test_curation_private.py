@@ -86,6 +86,7 @@ def test_export_selected_with_nothing_selected_says_so(tmp_path: Path) -> None:
     assert not (tmp_path / "x.zip").exists()
 
 
+@pytest.mark.slow  # six figure exports at once
 def test_simultaneous_exports_all_succeed_with_unique_names(tmp_path: Path) -> None:
     exports = Exports(tmp_path / "exports", max_per_visitor=10)
     who = visitor()

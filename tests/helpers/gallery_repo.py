@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers.hub_cache import populate_repo
+from .hub_cache import populate_repo
 
 from covr_core.evaluation_folder import Evaluation
 

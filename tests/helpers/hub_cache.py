@@ -16,7 +16,7 @@ import json
 import shutil
 from pathlib import Path
 
-from helpers.tiny_blip import (
+from .tiny_blip import (
     TINY_EMBED_DIM,
     TINY_IMAGE_SIZE,
     make_covr_state_dict,

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from covr_core.gallery import Gallery
 from helpers.hub_cache import TINY_NAME, make_tiny_hub, sha256_of, write_tiny_model_config
 
@@ -19,6 +21,7 @@ def _env(tmp_path):
     return files, {"HF_HOME": str(hf), "HF_HUB_OFFLINE": "1", "COVR_MODEL_CONFIGS": str(cfg)}
 
 
+@pytest.mark.slow  # two job subprocesses
 def test_gallery_job_with_a_weight_tag_and_with_a_file(cirr_data, tmp_path):
     files, env = _env(tmp_path)
     common = [
