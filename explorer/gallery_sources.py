@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from covr_core.data_layout import EVALUATIONS
+from covr_core.pretrained import hf_cache_dir, hub_offline
+
 log = logging.getLogger(__name__)
 
 REPO_ENV = "COVR_GALLERY_REPO"
@@ -112,10 +115,8 @@ def fetch_repo_galleries(
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-    from covr_core.data_layout import EVALUATIONS
     from covr_core.evaluation_folder import Evaluation, EvaluationError
     from covr_core.gallery import GalleryError
-    from covr_core.pretrained import hf_cache_dir, hub_offline
 
     out = SourceReport(f"gallery repo {value}")
     try:

@@ -19,6 +19,7 @@ from covr_core.atomic import atomic_write_text
 from covr_core.evaluation_folder import Evaluation
 from covr_core.types import WEIGHT_NAMES
 from precompute._eval_report import latex_table, markdown_rows, notes
+from precompute.filter_webvid import RULE_LABELS
 
 TABLE1_METRICS = ("R@1", "R@5", "R@10", "R@50", "Rs@1", "Rs@2", "Rs@3", "Avg")
 WEBVID_METRICS = ("R@1", "R@5", "R@10", "R@50", "meanR3", "meanR4")
@@ -37,8 +38,6 @@ def metric_rows(evaluations: dict[str, dict], metrics: Sequence[str], model: str
 
 def table4_rows(stats: dict[str, dict[str, dict[str, int]]]) -> list[list[str]]:
     """Rows of the study's Table 4 (dataset | target videos | triplets | query videos)."""
-    from precompute.filter_webvid import RULE_LABELS
-
     rows = []
     for name, per in stats.items():
         for rule in TABLE4_RULES:

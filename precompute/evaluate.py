@@ -30,15 +30,19 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from covr_core import metrics
 from covr_core import query_folder as qf
 from covr_core.cirr_submission import cirr_submission_texts
+from covr_core.datasets.cirr import CirrTriplet
 from covr_core.evaluation_folder import PER_QUERY_FILE, Evaluation
+from covr_core.gallery import Gallery
+from covr_core.metrics import per_query_table
 from covr_core.query_folder import QuerySet
 from covr_core.types import WEIGHT_NAMES
-
 from precompute._common import make_parser, provenance, setup_logging
-from precompute._webvid_eval import webvid_exclusion, webvid_gallery, webvid_metrics
 from precompute._eval_report import CIRR_COLUMNS, WEBVID_COLUMNS, header_lines, render_reports
+from precompute._query_split import load_split_keys, overlap, query_keys, read_query_ids
+from precompute._webvid_eval import webvid_exclusion, webvid_gallery, webvid_metrics
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +82,6 @@ def has_targets(table: pd.DataFrame) -> bool:
 
 def cirr_triplets_from_table(table: pd.DataFrame) -> list:
     """Rebuild ``CirrTriplet`` objects from a CIRR ``queries.parquet`` (members / target_soft are JSON)."""
-    from covr_core.datasets.cirr import CirrTriplet
-
     with_targets = has_targets(table)
     out = []
     for d in table.to_dict("records"):
@@ -127,8 +129,6 @@ def per_query_frame(combiner: str, table: pd.DataFrame, weights: np.ndarray, sco
                     gallery_ids: Sequence[str], top_k: int = 10) -> pd.DataFrame:
     """Per-query rows of one combiner from already masked scores (``covr_core.metrics.per_query_table``)
     plus ``combiner``, ``reference`` and the weights ``w_mm, w_img, w_txt``."""
-    from covr_core.metrics import per_query_table
-
     targets = [str(t) if t else None for t in table["target"]] if "target" in table else [None] * len(table)
     frame = per_query_table(scores, gallery_ids, table["query_id"].tolist(), targets, k=top_k)
     frame.insert(1, "combiner", combiner)
@@ -142,8 +142,6 @@ def per_query_frame(combiner: str, table: pd.DataFrame, weights: np.ndarray, sco
 def _evaluate_one(benchmark: str, name: str, scores: np.ndarray, qs: QuerySet, gallery_ids: list[str],
                   triplets, target_cols: np.ndarray | None, submissions: dict[str, dict[str, str]]) -> dict:
     """Metrics of one combiner; CIRR test1 (no targets): its submission files go into ``submissions``."""
-    from covr_core import metrics
-
     if benchmark == "webvid":
         return webvid_metrics(scores, target_cols)
     if has_targets(qs.table):
@@ -181,7 +179,6 @@ def _mlp_overlap(mlp_path: str | Path | None, qs: QuerySet) -> dict | None:
     """How many evaluated queries the MLP was trained or validated on (None when no overlap / unknown)."""
     if not mlp_path:
         return None
-    from precompute._query_split import load_split_keys, overlap, query_keys
 
     used = load_split_keys(mlp_path)
     found = overlap(query_keys(qs.table), used) if used else {}
@@ -212,7 +209,6 @@ def run(
     there stays as it was).
     """
     from covr_core.combiners import combine, load_mlp_combiner
-    from covr_core.gallery import Gallery
 
     if benchmark not in BENCHMARKS:
         raise ValueError(f"benchmark must be one of {BENCHMARKS}, got {benchmark!r}")
@@ -304,8 +300,6 @@ def _mlp_summary(mlp_model) -> dict | None:
 
 def subset_queries(qs: QuerySet, query_ids: str | Path | Sequence[str]) -> QuerySet:
     """Only the queries whose ``query_id`` is listed (file order ignored: the queries' order is kept)."""
-    from precompute._query_split import read_query_ids
-
     ids = read_query_ids(query_ids) if isinstance(query_ids, (str, Path)) else [str(i) for i in query_ids]
     keep = qs.table["query_id"].astype(str).isin(set(ids)).to_numpy()
     if not keep.any():

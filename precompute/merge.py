@@ -27,6 +27,7 @@ import pandas as pd
 
 from covr_core import query_folder as qf
 from covr_core.atomic import fsync_dir
+from covr_core.gallery import Gallery
 from covr_core.query_folder import QuerySet
 from covr_core.types import EncoderInfo
 
@@ -138,8 +139,6 @@ def _items_table(plan: pd.DataFrame, rows: np.ndarray, records: pd.DataFrame) ->
 
 def _finalize_gallery(out: Path, stage: Path, stores: list[PartStore], job: dict, plan: pd.DataFrame,
                       index: RowIndex, index_type: str) -> None:
-    from covr_core.gallery import Gallery
-
     arrays, records = _gather_to_disk(stage, index, ["emb"], int(job["encoder"]["dim"]))
     items = _items_table(plan, index.done_rows, records)
     for s in stores:  # thumbnails written by other shard folders

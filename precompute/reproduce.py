@@ -36,8 +36,11 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from covr_core.atomic import atomic_write_json, atomic_write_text
+from covr_core.datasets.cirr import find_cirr_annotation
 from covr_core.evaluation_folder import Evaluation
 from covr_core.query_folder import QuerySet
+from precompute import _study_report as R
+from precompute import evaluate, filter_webvid
 
 from . import _common as C
 
@@ -122,8 +125,6 @@ class Reproduction:
     def evaluate(self, queries: Path, gallery: Path, benchmark: str, out: Path, mlp: Path | None = None,
                  query_ids: Path | None = None, combiners: Sequence[str] | None = None) -> dict:
         """``precompute.evaluate`` through its ``main``; returns the evaluation folder."""
-        from precompute import evaluate
-
         argv = ["--queries", str(queries), "--gallery", str(gallery), "--benchmark", benchmark, "--out", str(out),
                 "--pretraining", self.a.label or self.a.encoder]
         if mlp:
@@ -137,8 +138,6 @@ class Reproduction:
 
     def filter(self, out: Path) -> dict:
         """``precompute.filter_webvid`` through its ``main`` into ``out`` (where the app lists filter runs)."""
-        from precompute import filter_webvid
-
         filter_webvid.main(["--csv", *map(str, self.a.filter_csv), "--map", str(self.a.cleanvid_map), "--out", str(out)])
         return {"folder": str(out)}
 
@@ -176,8 +175,6 @@ def _sha256_or_none(path: str | Path | None) -> str | None:
 
 def data_hashes(a: argparse.Namespace) -> dict[str, str]:
     """sha256 of every annotation / CSV / map file the run read."""
-    from covr_core.datasets.cirr import find_cirr_annotation
-
     files: list[Path] = []
     if a.cirr_root:
         for split in ("val", "test1", "train"):
@@ -191,8 +188,6 @@ def data_hashes(a: argparse.Namespace) -> dict[str, str]:
 
 def has_cirr_split(root: str | Path, split: str) -> bool:
     """True when the CIRR root holds that split's annotations."""
-    from covr_core.datasets.cirr import find_cirr_annotation
-
     try:
         find_cirr_annotation(root, split)
     except FileNotFoundError:
@@ -202,7 +197,6 @@ def has_cirr_split(root: str | Path, split: str) -> bool:
 
 def run(a: argparse.Namespace, argv: Sequence[str] | None = None) -> dict:
     """Every stage (see the module docstring); returns the report record (``<report>/provenance.json``)."""
-    from precompute import _study_report as R
     from precompute._paper_figures import figure1
 
     if not (a.cirr_root or a.webvid_csv or a.filter_csv):

@@ -39,9 +39,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from covr_core.combiners import MLPCombiner, save_mlp_combiner
+from covr_core.gallery import Gallery
 from covr_core.query_folder import QuerySet
 from covr_core.types import WEIGHT_NAMES
-
 from precompute._common import make_parser, progress, provenance, setup_logging
 from precompute._curve_plot import save_curve
 from precompute._losses import LOSSES, make_loss
@@ -121,8 +122,6 @@ def weight_stats(weights: np.ndarray) -> dict[str, dict[str, float]]:
 
 
 def _load_split(queries: str | Path | QuerySet, gallery: str | Path, name: str) -> tuple[_Split, QuerySet, dict]:
-    from covr_core.gallery import Gallery
-
     qs = queries if isinstance(queries, QuerySet) else QuerySet.load(queries)
     gal = Gallery.load(gallery)
     check_compatible(qs, gal.manifest, qs.folder, gallery)
@@ -176,8 +175,6 @@ def run(
 
     ``val_queries=None`` with ``split_by`` splits ``train_queries`` by group (see the module docstring).
     """
-    from covr_core.combiners import MLPCombiner, save_mlp_combiner
-
     out = Path(out)
     val_gallery = val_gallery or gallery
     train_set, val_set, split_record = _split_sets(train_queries, val_queries, split_by, val_fraction,
