@@ -25,6 +25,7 @@ Usage::
 from __future__ import annotations
 
 import contextlib
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -82,13 +83,25 @@ def rc_params(font_pt: float = DEFAULT_FONT_PT) -> dict[str, Any]:
     }
 
 
+#: matplotlib's rcParams are global to the process and ``rc_context`` restores them on exit: two style blocks
+#: overlapping in two threads (exports served at once) would undo each other's style. One block at a time.
+_RC_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def paper_style(font_pt: float = DEFAULT_FONT_PT) -> Iterator[None]:
-    """Build a figure inside this block so its axes, ticks and legends take the style's sizes."""
+    """Build (or save) a figure inside this block so its axes, ticks and legends take the style's sizes.
+
+    Thread-safe: concurrent blocks run one after the other (the style lives in matplotlib's global rcParams)."""
     import matplotlib
 
-    with matplotlib.rc_context(rc_params(font_pt)):
+    with _RC_LOCK, matplotlib.rc_context(rc_params(font_pt)):
         yield
+
+
+def figure_style_of(fig: Figure) -> contextlib.AbstractContextManager[None]:
+    """:func:`paper_style` at the font size ``fig`` was made with (for saving or rendering it)."""
+    return paper_style(getattr(fig, "_covr_font_pt", DEFAULT_FONT_PT))
 
 
 def column_width(preset: str) -> float:
@@ -104,11 +117,9 @@ def new_figure(preset: str, height_in: float, font_pt: float = DEFAULT_FONT_PT) 
     Text created later picks the default size up from the figure's ``_covr_font_pt``; pass
     ``fontsize=font_pt`` (or use :func:`text_kwargs`) when adding text.
     """
-    import matplotlib
-
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    with matplotlib.rc_context(rc_params(font_pt)):
+    with paper_style(font_pt):
         fig = Figure(figsize=(column_width(preset), float(height_in)), dpi=100)
     FigureCanvasAgg(fig)  # renderable (text extents) without pyplot
     fig._covr_font_pt = check_font_pt(font_pt)  # type: ignore[attr-defined]
@@ -141,9 +152,7 @@ def save_figure(fig: Figure, stem: str | Path, formats: tuple[str, ...] = FORMAT
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     out = {}
-    import matplotlib
-
-    with matplotlib.rc_context(rc_params(getattr(fig, "_covr_font_pt", DEFAULT_FONT_PT))):
+    with figure_style_of(fig):
         for fmt in formats:
             path = stem.with_suffix(f".{fmt}")
             fig.savefig(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from matplotlib.figure import Figure
 from PIL import Image
 
-from covr_core.figure_style import FORMATS, PNG_DPI, rc_params
+from covr_core.figure_style import FORMATS, PNG_DPI, figure_style_of
 from covr_core.media import load_image, middle_frame
 from explorer.export_figure import FigureOptions, Panel, render_example, smart_quotes, unquoted
 
@@ -114,10 +114,8 @@ def record_figure(
 
 def figure_png(fig: Figure, dpi: int = PREVIEW_DPI) -> Image.Image:
     """The figure as a PIL image (the page's preview; the export writes 300 dpi)."""
-    import matplotlib
-
     buf = io.BytesIO()
-    with matplotlib.rc_context(rc_params(getattr(fig, "_covr_font_pt", 8.0))):
+    with figure_style_of(fig):
         fig.savefig(buf, format="png", dpi=dpi)
     buf.seek(0)
     return Image.open(buf).convert("RGB")
@@ -125,10 +123,8 @@ def figure_png(fig: Figure, dpi: int = PREVIEW_DPI) -> Image.Image:
 
 def figure_files(fig: Figure) -> dict[str, bytes]:
     """``figure.pdf`` / ``figure.svg`` / ``figure.png`` (300 dpi) as bytes (fonts embedded)."""
-    import matplotlib
-
     out = {}
-    with matplotlib.rc_context(rc_params(getattr(fig, "_covr_font_pt", 8.0))):
+    with figure_style_of(fig):
         for fmt in FORMATS:
             buf = io.BytesIO()
             fig.savefig(buf, format=fmt, dpi=PNG_DPI if fmt == "png" else None)
