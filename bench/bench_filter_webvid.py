@@ -27,6 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from covr_core.filter_run import FilterRun
+
 REPO = Path(__file__).resolve().parents[1]
 SIZES = {"small": (160_000, 1_500_000), "full": (1_644_276, 15_000_000), "tiny": (16_000, 150_000)}
 CATEGORIES = ["Nature", "Animals", "People", "Business", "Technology", "City", "Food", "Sports", "Travel",
@@ -106,7 +108,7 @@ def main(argv=None) -> int:
         print(proc.stderr[-3000:], file=sys.stderr)
         return proc.returncode
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    stats = json.loads((work / "out" / "stats.json").read_text())
+    stats = FilterRun.load(work / "out").record
     per = next(iter(stats["stats"].values()))
     print(json.dumps({"bench": "filter_webvid", "triplets": triplets, "map_rows": map_rows,
                       "map_format": args.map_format, "csv_mb": round(csv.stat().st_size / 2**20, 1),

@@ -13,18 +13,17 @@ Example frames need the videos: ``<webvid root>/<pth>.mp4`` with the root from `
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from PIL import Image, ImageDraw
 
 from covr_core.data_layout import DEMO_FILTER_RUN, FILTER_RUNS
 from covr_core.datasets.webvid import webvid_video_path
+from covr_core.filter_run import TABLE4_HEAD, FilterRun, Stats, table4
 from covr_core.media import MediaError, middle_frame
 
 log = logging.getLogger(__name__)
@@ -60,43 +59,21 @@ def webvid_root(data_dir: str | Path) -> Path:
 
 
 def find_filter_runs(data_dir: str | Path) -> dict[str, Path]:
-    """Filter runs under ``<data>/webvid_filter/`` (name -> folder): ``<name>/stats.json`` and a run written
-    straight into ``webvid_filter/``; hidden (temporary) folders are skipped; the demo run last."""
-    root = Path(data_dir) / FILTER_RUNS
-    if not root.is_dir():
-        return {}
-    runs = {p.parent.name: p.parent for p in sorted(root.glob("*/stats.json")) if not p.parent.name.startswith(".")}
-    if (root / "stats.json").is_file():
-        runs = {root.name: root, **runs}
+    """Filter runs under ``<data>/webvid_filter/`` (name -> folder, ``FilterRun.find``: ``<name>/`` and a run
+    written straight into ``webvid_filter/``; hidden (temporary) folders are skipped); the demo run last."""
+    runs = FilterRun.find(Path(data_dir) / FILTER_RUNS)
     return dict(sorted(runs.items(), key=lambda kv: kv[0] == DEMO_RUN))
 
 
-def stats_table(stats: dict[str, Any]) -> pd.DataFrame:
-    """``stats.json``'s ``stats`` as the study's Table 4 (dataset, target videos, triplets, query videos)."""
-    labels = {
-        "all": "WebVid-CoVR ({})",
-        "same-author": "same author",
-        "same-category": "same category",
-        "same-author-or-category": 'same author or category ("F")',
-    }
-    rows = []
-    for name, per in stats.items():
-        for rule, label in labels.items():
-            if rule in per:
-                s = per[rule]
-                rows.append(
-                    {
-                        "dataset": label.format(name),
-                        "target videos": s["target_videos"],
-                        "triplets": s["triplets"],
-                        "query videos": s["query_videos"],
-                    }
-                )
-    return pd.DataFrame(rows, columns=["dataset", "target videos", "triplets", "query videos"])
+def stats_table(stats: Stats) -> pd.DataFrame:
+    """A filter run's ``stats`` as the study's Table 4 (dataset, target videos, triplets, query videos)."""
+    return pd.DataFrame(table4(stats), columns=list(TABLE4_HEAD))
 
 
 def load_filter_report(data_dir: str | Path, run: str | None = None, n_examples: int = 2) -> FilterReport | None:
-    """One filter run (``run`` by name; default: the first non-demo run, else the bundled demo's), or None."""
+    """One filter run (``run`` by name; default: the first non-demo run, else the bundled demo's), or None.
+
+    Raises ``covr_core.filter_run.FilterRunError`` (a ``ValueError``) for a damaged run."""
     runs = find_filter_runs(data_dir)
     if not runs:
         return None
@@ -104,35 +81,34 @@ def load_filter_report(data_dir: str | Path, run: str | None = None, n_examples:
         raise KeyError(f"unknown filter run {run!r} (have {sorted(runs)})")
     name = run or next(iter(runs))
     folder = runs[name]
-    record = json.loads((folder / "stats.json").read_text())
-    md = (folder / "stats.md").read_text() if (folder / "stats.md").exists() else ""
-    is_demo = name == DEMO_RUN and DEMO_CSV.stem in record.get("stats", {})
+    filter_run = FilterRun.load(folder)
+    is_demo = name == DEMO_RUN and DEMO_CSV.stem in filter_run.stats
     return FilterReport(
         folder=folder,
-        table=stats_table(record.get("stats", {})),
-        markdown=md,
-        examples=_examples(folder, record, n_examples),
+        table=stats_table(filter_run.stats),
+        markdown=filter_run.markdown,
+        examples=_examples(filter_run, n_examples),
         video_roots=[ASSETS_DIR] if is_demo else [webvid_root(data_dir), ASSETS_DIR],
         name=name,
         is_demo=is_demo,
-        warnings=list(record.get("warnings", [])),
+        warnings=filter_run.warnings,
     )
 
 
-def _examples(folder: Path, record: dict, n: int) -> dict[str, pd.DataFrame]:
+def _examples(filter_run: FilterRun, n: int) -> dict[str, pd.DataFrame]:
     """Up to ``n`` rows per rule of the run's first CSV; "neither" rows come from its input CSV when readable."""
-    stems = list(record.get("stats", {}))
+    stems = list(filter_run.stats)
     if not stems:
         return {}
     stem = stems[0]
-    author = _read(folder / f"{stem}_same-author.csv")
-    category = _read(folder / f"{stem}_same-category.csv")
-    either = _read(folder / f"{stem}_same-author-or-category.csv")
+    author = _read(filter_run.rule_csv(stem, "same-author"))
+    category = _read(filter_run.rule_csv(stem, "same-category"))
+    either = _read(filter_run.rule_csv(stem, "same-author-or-category"))
     out = {"same author": author.head(n)}
     if not category.empty:
         key = category["pth1"] + "|" + category["pth2"]
         out["same category"] = category[~key.isin(author["pth1"] + "|" + author["pth2"])].head(n)
-    inputs = [Path(p) for p in record.get("inputs", [])] or ([DEMO_CSV] if DEMO_CSV.stem == stem else [])
+    inputs = filter_run.inputs or ([DEMO_CSV] if DEMO_CSV.stem == stem else [])
     original = next((p for p in inputs if p.stem == stem and p.is_file()), None)
     if original is not None:
         rows = pd.read_csv(original, dtype=str, keep_default_na=False, nrows=NEITHER_SCAN_ROWS)
@@ -142,8 +118,6 @@ def _examples(folder: Path, record: dict, n: int) -> dict[str, pd.DataFrame]:
 
 
 def _read(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        return pd.DataFrame(columns=["pth1", "pth2", "txt1", "txt2", "edit"])
     return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 

@@ -17,13 +17,12 @@ import numpy as np
 
 from covr_core.atomic import atomic_write_text
 from covr_core.evaluation_folder import Evaluation
+from covr_core.filter_run import Stats, table4
 from covr_core.types import WEIGHT_NAMES
 from precompute._eval_report import latex_table, markdown_rows, notes
-from precompute.filter_webvid import RULE_LABELS
 
 TABLE1_METRICS = ("R@1", "R@5", "R@10", "R@50", "Rs@1", "Rs@2", "Rs@3", "Avg")
 WEBVID_METRICS = ("R@1", "R@5", "R@10", "R@50", "meanR3", "meanR4")
-TABLE4_RULES = ("all", "same-author", "same-category", "same-author-or-category")
 
 
 def metric_rows(evaluations: dict[str, dict], metrics: Sequence[str], model: str) -> list[list[str]]:
@@ -36,16 +35,9 @@ def metric_rows(evaluations: dict[str, dict], metrics: Sequence[str], model: str
     return rows
 
 
-def table4_rows(stats: dict[str, dict[str, dict[str, int]]]) -> list[list[str]]:
-    """Rows of the study's Table 4 (dataset | target videos | triplets | query videos)."""
-    rows = []
-    for name, per in stats.items():
-        for rule in TABLE4_RULES:
-            if rule in per:
-                s = per[rule]
-                rows.append([RULE_LABELS[rule].format(name=name), f"{s['target_videos']:,}", f"{s['triplets']:,}",
-                             f"{s['query_videos']:,}"])
-    return rows
+def table4_rows(stats: Stats) -> list[list[str]]:
+    """Rows of the study's Table 4 (dataset | target videos | triplets | query videos), counts as text."""
+    return [[label, *(f"{count:,}" for count in counts)] for label, *counts in table4(stats)]
 
 
 def write_table(out_dir: Path, stem: str, head: list[str], rows: list[list[str]], caption: str) -> list[Path]:

@@ -29,6 +29,7 @@ from covr_core.data_layout import (DEMO_FILTER_RUN, EVALUATIONS, FILTER_RUNS, GA
                                     QUERIES, demo_gallery_name, mini_benchmark_name)
 from covr_core.encoder import Encoder
 from covr_core.evaluation_folder import Evaluation
+from covr_core.filter_run import FilterRun
 from covr_core.gallery import Gallery, GalleryError
 
 from . import _common as C
@@ -128,7 +129,7 @@ class DemoJobs:
         """The WebVid filter on the bundled mini WebVid-CoVR CSV and CleanVid-format map once, into
         ``<data>/webvid_filter/demo``; None without those assets."""
         out = Path(self.data_dir) / FILTER_RUNS / DEMO_FILTER_RUN
-        if (out / "stats.json").exists():
+        if FilterRun.exists(out):
             return out
         webvid = Path(self.assets) / "benchmark" / "webvid"
         csv, video_map = webvid / "webvid-covr_demo.csv", webvid / "cleanvid_map_demo.csv"

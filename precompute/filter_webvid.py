@@ -11,7 +11,7 @@ writes, per input CSV, one CSV per rule with the original columns, untouched:
 - ``<stem>_same-author-or-category.csv``: either (the study's "F").
 
 Plus ``stats.md`` / ``stats.json`` in the study's Table 4 layout (dataset | target videos | triplets | query
-videos). Vectorised and streaming: the map is read in Arrow batches and only rows of videos used by the CSVs
+videos), written through the folder's owner ``covr_core.filter_run.FilterRun``. Vectorised and streaming: the map is read in Arrow batches and only rows of videos used by the CSVs
 are kept; authors are parsed with one vectorised regex, categories become per-video bitsets; the CSVs are read
 in chunks. The 1.6M-row train CSV against the 15M-row map runs in minutes in a few GB (bench/bench_filter_webvid.py).
 """
@@ -34,15 +34,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from covr_core.atomic import atomic_write_json, atomic_write_text, cleanup_stale_temps, fsync_dir
+from covr_core.atomic import cleanup_stale_temps, fsync_dir
+from covr_core.filter_run import MARKDOWN_FILE, RULES, STATS_FILE, TABLE4_ROWS, FilterRun, rule_csv_path
 
 from . import _common as C
 
 log = logging.getLogger(__name__)
 
-RULES = ("same-author", "same-category", "same-author-or-category")
-RULE_LABELS = {"all": "WebVid-CoVR ({name})", "same-author": "same author", "same-category": "same category",
-               "same-author-or-category": 'same author or category ("F")'}
 #: ``accountsId`` as a JSON string (spaces and escapes kept) or a bare JSON number / literal.
 _AUTHOR_RE = r'"accountsId"\s*:\s*(?:"(?P<quoted>(?:[^"\\]|\\.)*)"|(?P<bare>[^,}\s"]+))'
 _QUOTED_RE = r'"((?:[^"\\]|\\.)*)"'
@@ -200,14 +198,14 @@ def filter_csv(csv: Path, meta: VideoMeta, out: Path, chunksize: int) -> dict[st
     from pyarrow import csv as pacsv
 
     stem = csv.stem
-    finals = {r: out / f"{stem}_{r}.csv" for r in RULES}
+    finals = {r: rule_csv_path(out, stem, r) for r in RULES}
     for p in finals.values():  # temp files left by a killed run
         cleanup_stale_temps(p)
     tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmps = {r: p.with_name(f".{p.name}.tmp-{tag}") for r, p in finals.items()}
-    targets: dict[str, set[str]] = {k: set() for k in ("all", *RULES)}
-    queries: dict[str, set[str]] = {k: set() for k in ("all", *RULES)}
-    triplets = dict.fromkeys(("all", *RULES), 0)
+    targets: dict[str, set[str]] = {k: set() for k in TABLE4_ROWS}
+    queries: dict[str, set[str]] = {k: set() for k in TABLE4_ROWS}
+    triplets = dict.fromkeys(TABLE4_ROWS, 0)
     schema, batches = _csv_batches(csv, max(1 << 12, chunksize * 300))
     opts = pacsv.WriteOptions(quoting_style="needed")
     with contextlib.ExitStack() as stack:
@@ -230,18 +228,7 @@ def filter_csv(csv: Path, meta: VideoMeta, out: Path, chunksize: int) -> dict[st
         C.maybe_kill("filter-rename")
     fsync_dir(out)
     return {k: {"target_videos": len(targets[k]), "triplets": triplets[k], "query_videos": len(queries[k])}
-            for k in ("all", *RULES)}
-
-
-def stats_markdown(stats: dict[str, dict[str, dict[str, int]]]) -> str:
-    """The study's Table 4 layout: dataset | target videos | triplets | query videos."""
-    lines = ["| dataset | target videos | triplets | query videos |", "|---|---|---|---|"]
-    for name, per in stats.items():
-        for rule in ("all", *RULES):
-            s = per[rule]
-            label = RULE_LABELS[rule].format(name=name)
-            lines.append(f"| {label} | {s['target_videos']:,} | {s['triplets']:,} | {s['query_videos']:,} |")
-    return "\n".join(lines) + "\n"
+            for k in TABLE4_ROWS}
 
 
 def run(*, csv: Sequence[str], map: str, out: str, chunksize: int = 250_000, map_batch_rows: int = 1_000_000,
@@ -250,6 +237,7 @@ def run(*, csv: Sequence[str], map: str, out: str, chunksize: int = 250_000, map
     t0 = time.perf_counter()
     outdir = Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
+    FilterRun.clear(outdir)  # the rule CSVs are about to change: no stats.json until they all have
     csvs = [Path(c) for c in csv]
     wanted = np.unique(np.concatenate([_csv_ids(c, chunksize) for c in csvs])) if csvs else np.array([], dtype=object)
     meta = load_video_meta(map, wanted, map_batch_rows)
@@ -260,12 +248,13 @@ def run(*, csv: Sequence[str], map: str, out: str, chunksize: int = 250_000, map
         name = c.stem
         stats[name] = filter_csv(c, meta, outdir, chunksize)
         log.info("%s: %s", name, {r: v["triplets"] for r, v in stats[name].items()})
-    atomic_write_text(outdir / "stats.md", stats_markdown(stats))
-    record = {"stats": stats, "inputs": [str(c.resolve()) for c in csvs], "map": str(map), "videos_in_csvs": int(len(wanted)), "videos_in_map": len(meta.index),
-              "categories": len(meta.categories), "warnings": meta.warnings,
-              "seconds": round(time.perf_counter() - t0, 2),
-              "seconds_map": round(t_map, 2), "provenance": C.provenance()}
-    atomic_write_json(outdir / "stats.json", record)
+    result = FilterRun.build(stats, inputs=[str(c.resolve()) for c in csvs], map=str(map),
+                             videos_in_csvs=int(len(wanted)), videos_in_map=len(meta.index),
+                             categories=len(meta.categories), warnings=meta.warnings,
+                             seconds=round(time.perf_counter() - t0, 2), seconds_map=round(t_map, 2),
+                             provenance=C.provenance())
+    result.save(outdir)
+    record = result.record
     log.info("done=%d skipped=0 failed=0 (triplets read) in %.1fs; tables in %s",
              sum(s["all"]["triplets"] for s in stats.values()), record["seconds"], outdir)
     return record
@@ -276,7 +265,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = C.make_parser("python -m precompute.filter_webvid", __doc__)
     p.add_argument("--csv", nargs="+", required=True, help="WebVid-CoVR CSV file(s) to filter")
     p.add_argument("--map", required=True, help="CleanVid map (id, author, categories) as .csv or .parquet")
-    p.add_argument("--out", required=True, help="output folder for the filtered CSVs and stats.md/json")
+    p.add_argument("--out", required=True, help=f"output folder for the filtered CSVs, {MARKDOWN_FILE} and {STATS_FILE}")
     p.add_argument("--chunksize", type=int, default=250_000, help="CSV rows read per chunk")
     p.add_argument("--map-batch-rows", type=int, default=1_000_000, help="map rows per Arrow batch (parquet)")
     C.add_log_arg(p)

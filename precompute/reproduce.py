@@ -38,6 +38,7 @@ from typing import Any, Callable, Sequence
 from covr_core.atomic import atomic_write_json, atomic_write_text
 from covr_core.datasets.cirr import find_cirr_annotation
 from covr_core.evaluation_folder import Evaluation
+from covr_core.filter_run import TABLE4_HEAD, FilterRun
 from covr_core.query_folder import QuerySet
 from precompute import _study_report as R
 from precompute import evaluate, filter_webvid
@@ -270,10 +271,10 @@ def run(a: argparse.Namespace, argv: Sequence[str] | None = None) -> dict:
     if a.filter_csv:
         f_out = rep.data / "webvid_filter" / rep.name
         rep.stage("filter", lambda: rep.filter(f_out))
-        stats = json.loads((f_out / "stats.json").read_text())
-        R.write_table(rep.report, "table4", ["dataset", "target videos", "triplets", "query videos"],
-                      R.table4_rows(stats["stats"]), "Table 4 layout: WebVid-CoVR filtered by CleanVid metadata.")
-        extra_notes += [f"filter: {w}" for w in stats.get("warnings", [])]
+        filtered = FilterRun.load(f_out)
+        R.write_table(rep.report, "table4", list(TABLE4_HEAD), R.table4_rows(filtered.stats),
+                      "Table 4 layout: WebVid-CoVR filtered by CleanVid metadata.")
+        extra_notes += [f"filter: {w}" for w in filtered.warnings]
 
     record = {
         "name": rep.name,

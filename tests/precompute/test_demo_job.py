@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from covr_core.filter_run import FilterRun
 from covr_core.gallery import Gallery
 from precompute.demo import DemoJobs, parse_args
 
@@ -34,8 +35,7 @@ def test_chain_builds_every_demo_folder_once_and_rebuilds_a_stale_gallery(tiny_b
     for bench in out["benchmarks"]:
         assert (data / "queries" / bench / "manifest.json").is_file()
         assert json.loads((data / "evaluations" / bench / "metrics.json").read_text())
-    stats = json.loads((data / "webvid_filter" / "demo" / "stats.json").read_text())
-    assert stats["stats"]["webvid-covr_demo"]["all"]["triplets"] == 16
+    assert FilterRun.load(data / "webvid_filter" / "demo").stats["webvid-covr_demo"]["all"]["triplets"] == 16
 
     before = _mtimes(data)
     again = jobs.run_all(tiny_blip)

@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import pytest
 
+from covr_core.filter_run import MARKDOWN_FILE, FilterRun
 from precompute import filter_webvid as job
 
 MAP_ROWS = [  # id, author JSON, categories JSON
@@ -49,14 +50,14 @@ def test_filter_counts_match_hand_counts(tables, map_name, tmp_path):
     csv, folder = tables
     out = tmp_path / f"out-{map_name}"
     assert job.main(["--csv", str(csv), "--map", str(folder / map_name), "--out", str(out), "--chunksize", "3"]) == 0
-    stats = json.loads((out / "stats.json").read_text())["stats"]["webvid2m-covr_train"]
+    stats = FilterRun.load(out).stats["webvid2m-covr_train"]
     assert stats == EXPECTED
     original = pd.read_csv(csv, dtype=str, keep_default_na=False)
     for rule, rows in EXPECTED_ROWS.items():
         got = pd.read_csv(out / f"webvid2m-covr_train_{rule}.csv", dtype=str, keep_default_na=False)
         assert list(got.columns) == list(original.columns)  # original columns, unchanged values
         assert got.equals(original.iloc[rows].reset_index(drop=True))
-    md = (out / "stats.md").read_text()
+    md = (out / MARKDOWN_FILE).read_text()
     assert "| dataset | target videos | triplets | query videos |" in md
     assert "| same author or category (\"F\") | 6 | 7 | 5 |" in md
 
@@ -105,12 +106,12 @@ def test_filter_killed_then_rerun_gives_the_same_files(stage, tables, tmp_path):
     out = tmp_path / "killed"
     proc = run_job("precompute.filter_webvid", [*args, "--out", str(out)], env={"COVR_PRECOMPUTE_KILL_AT": stage})
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-    assert not (out / "stats.json").exists()
+    assert not FilterRun.exists(out)
     job.main([*args, "--out", str(out)])
     names = sorted(p.name for p in (tmp_path / "ref").iterdir())
     assert sorted(p.name for p in out.iterdir()) == names  # no temp files left behind
     for name in names:
-        if name.endswith(".csv") or name == "stats.md":
+        if name.endswith(".csv") or name == MARKDOWN_FILE:
             assert (out / name).read_bytes() == (tmp_path / "ref" / name).read_bytes()
 
 
@@ -138,8 +139,7 @@ def test_single_quoted_author_json_gives_a_warning(tmp_path, caplog):
         record = job.run(csv=[str(csv)], map=str(tmp_path / "m.csv"), out=str(tmp_path / "out"))
     assert any("single-quoted" in w and "author" in w for w in record["warnings"]), record["warnings"]
     assert "single-quoted" in caplog.text
-    saved = json.loads((tmp_path / "out" / "stats.json").read_text())
-    assert saved["warnings"] == record["warnings"]
+    assert FilterRun.load(tmp_path / "out").warnings == record["warnings"]
 
 
 def test_escaped_and_plain_category_names_are_the_same_category(tmp_path):

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from covr_core.evaluation_folder import Evaluation
+from covr_core.filter_run import TABLE4_ROWS, FilterRun
 from precompute import _study_report as R
 from precompute import reproduce
 
@@ -38,7 +39,7 @@ def test_table_files_agree(tmp_path):
 
 def test_table4_rows_from_filter_stats():
     stats = {"train": {r: {"target_videos": 1000 + i, "triplets": 2000 + i, "query_videos": 3 + i}
-                       for i, r in enumerate(R.TABLE4_RULES)}}
+                       for i, r in enumerate(TABLE4_ROWS)}}
     rows = R.table4_rows(stats)
     assert rows[0] == ["WebVid-CoVR (train)", "1,000", "2,000", "3"]
     assert rows[3][0] == 'same author or category ("F")'
@@ -92,7 +93,7 @@ def test_webvid_and_filter_stages(tmp_path):
         rows = {r["method"]: r for r in csv.DictReader(fh)}
     for method, res in ev["results"].items():
         assert float(rows[method]["R@10"]) == pytest.approx(res["R@10"], abs=0.005)
-    stats = json.loads((data / "webvid_filter" / "wv" / "stats.json").read_text())["stats"][wv.csv.stem]
+    stats = FilterRun.load(data / "webvid_filter" / "wv").stats[wv.csv.stem]
     assert stats["same-category"]["triplets"] == 14  # "\u0026" and "&" are one category
     t4 = (report / "table4.md").read_text()
     assert f"| same category | {stats['same-category']['target_videos']:,} | 14 |" in t4
