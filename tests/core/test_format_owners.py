@@ -1,5 +1,5 @@
-"""Every folder format has one owner: the file names of the queries folder and of the evaluation folder appear as
-string literals only in their owner modules, so no job, reader, fixture or bench writes or reads them by hand.
+"""Every folder format has one owner: the file names of the queries folder, the evaluation folder and the WebVid
+filter run appear as string literals only in their owner modules, so no job, reader, fixture or bench writes or reads them by hand.
 
 The scan reads the string constants of every ``.py`` file of covr_core, precompute, explorer, bench, tests and
 app.py with ``ast`` (f-string pieces included); docstrings and comments may name the files.
@@ -11,6 +11,7 @@ import ast
 from pathlib import Path
 
 from covr_core import evaluation_folder as ef
+from covr_core import filter_run as fr
 from covr_core import query_folder as qf
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,6 +21,8 @@ OWNERS = {
     qf.ARRAYS_FILE: "covr_core/query_folder.py",
     qf.TABLE_FILE: "covr_core/query_folder.py",
     ef.PER_QUERY_FILE: "covr_core/evaluation_folder.py",
+    fr.STATS_FILE: "covr_core/filter_run.py",
+    fr.MARKDOWN_FILE: "covr_core/filter_run.py",
 }
 
 
@@ -54,7 +57,8 @@ def test_format_file_names_are_spelled_only_by_their_owners() -> None:
         rel = f.relative_to(ROOT).as_posix()
         offenders += [f"{rel}:{line}: {name!r}" for line, name in hand_written_names(f.read_text(), path=rel)]
     assert not offenders, ("these files spell a folder format's file name; go through its owner class "
-                           "(covr_core.query_folder.QuerySet, covr_core.evaluation_folder.Evaluation) instead:\n"
+                           "(covr_core.query_folder.QuerySet, covr_core.evaluation_folder.Evaluation, "
+                           "covr_core.filter_run.FilterRun) instead:\n"
                            + "\n".join(offenders))
 
 
