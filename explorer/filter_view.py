@@ -44,7 +44,6 @@ class FilterReport:
 
     folder: Path
     table: pd.DataFrame
-    markdown: str = ""
     examples: dict[str, pd.DataFrame] = field(default_factory=dict)
     video_roots: list[Path] = field(default_factory=list)
     name: str = ""
@@ -86,7 +85,6 @@ def load_filter_report(data_dir: str | Path, run: str | None = None, n_examples:
     return FilterReport(
         folder=folder,
         table=stats_table(filter_run.stats),
-        markdown=filter_run.markdown,
         examples=_examples(filter_run, n_examples),
         video_roots=[ASSETS_DIR] if is_demo else [webvid_root(data_dir), ASSETS_DIR],
         name=name,
