@@ -25,14 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
-
 import numpy as np
 import pandas as pd
 
 
 def make_job(out: Path, n: int, dim: int, chunk: int) -> int:
     """A finished-but-unmerged gallery job of ``n`` items under ``out/_parts``; returns the file count."""
-    from precompute._parts import PartStore, plan_sha256
+    from precompute.engine.parts import PartStore, plan_sha256
 
     ids = [f"{i:07d}" for i in range(n)]
     plan = pd.DataFrame({"id": ids, "kind": "image", "path": [f"/data/{i}.jpg" for i in ids],
@@ -58,7 +57,7 @@ def make_job(out: Path, n: int, dim: int, chunk: int) -> int:
 
 def case(name: str, out: Path) -> dict:
     """Run one case in this process (called in a child process)."""
-    from precompute._parts import PartStore, gather, read_part, scan
+    from precompute.engine.parts import PartStore, gather, read_part, scan
 
     store = PartStore(out)
     n = len(store.read_plan(["id"]))

@@ -25,16 +25,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from covr_core.data_layout import (DEMO_FILTER_RUN, EVALUATIONS, FILTER_RUNS, GALLERIES, MINI_BENCHMARK_KINDS,
-                                    QUERIES, demo_gallery_name, mini_benchmark_name)
+from covr_core.data_layout import (
+    DEMO_FILTER_RUN,
+    EVALUATIONS,
+    FILTER_RUNS,
+    GALLERIES,
+    MINI_BENCHMARK_KINDS,
+    QUERIES,
+    demo_gallery_name,
+    mini_benchmark_name,
+)
 from covr_core.encoder import Encoder
 from covr_core.evaluation_folder import Evaluation
 from covr_core.filter_run import FilterRun
 from covr_core.gallery import Gallery, GalleryError
 
-from . import _common as C
 from . import evaluate, filter_webvid, queries, umap
-from ._options import ASSETS_DIR
+from .engine import common as C
+from .engine.options import ASSETS_DIR
 from .gallery import build_demo_gallery
 
 log = logging.getLogger(__name__)

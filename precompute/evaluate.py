@@ -39,10 +39,10 @@ from covr_core.gallery import Gallery
 from covr_core.metrics import per_query_table
 from covr_core.query_folder import QuerySet
 from covr_core.types import WEIGHT_NAMES
-from precompute._common import make_parser, provenance, setup_logging
 from precompute._eval_report import CIRR_COLUMNS, WEBVID_COLUMNS, header_lines, render_reports
 from precompute._query_split import load_split_keys, overlap, query_keys, read_query_ids
 from precompute._webvid_eval import webvid_exclusion, webvid_gallery, webvid_metrics
+from precompute.engine.common import make_parser, provenance, setup_logging
 
 log = logging.getLogger(__name__)
 

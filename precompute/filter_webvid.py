@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 from covr_core.atomic import cleanup_stale_temps, fsync_dir
 from covr_core.filter_run import MARKDOWN_FILE, RULES, STATS_FILE, TABLE4_ROWS, FilterRun, rule_csv_path
 
-from . import _common as C
+from .engine import common as C
 
 log = logging.getLogger(__name__)
 

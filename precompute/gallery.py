@@ -30,11 +30,11 @@ from covr_core.data_layout import demo_gallery_name
 from covr_core.datasets import DatasetSpec, ItemList, list_datasets
 from covr_core.gallery import Gallery
 
-from . import _common as C
-from ._data import FRAMES_PER_VIDEO, MediaItems
-from ._job import run_embedding_job
-from ._options import ASSETS_DIR, GalleryOptions
-from ._units import EmbeddingKind
+from .engine import common as C
+from .engine.data import FRAMES_PER_VIDEO, MediaItems
+from .engine.job import run_embedding_job
+from .engine.options import ASSETS_DIR, GalleryOptions
+from .engine.units import EmbeddingKind
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ GALLERY = GalleryKind()
 def run(**options: Any) -> C.JobSummary:
     """Embed a dataset's gallery items into ``out`` (see module docstring); returns the job summary.
 
-    Takes the fields of :class:`precompute._options.GalleryOptions` as keywords (an unknown keyword raises
+    Takes the fields of :class:`precompute.engine.options.GalleryOptions` as keywords (an unknown keyword raises
     TypeError); ``encoder`` is a name (``auto``, ``blip``, ``lite``) or an already loaded ``Encoder``.
     """
     return run_embedding_job(GALLERY, GalleryOptions(**options))

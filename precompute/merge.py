@@ -31,9 +31,9 @@ from covr_core.gallery import Gallery
 from covr_core.query_folder import QuerySet
 from covr_core.types import EncoderInfo
 
-from . import _common as C
-from ._lock import job_lock
-from ._parts import IDENTITY_KEYS, PartStore, RowIndex, gather, plan_sha256, scan
+from .engine import common as C
+from .engine.lock import job_lock
+from .engine.parts import IDENTITY_KEYS, PartStore, RowIndex, gather, plan_sha256, scan
 
 log = logging.getLogger(__name__)
 

@@ -24,11 +24,11 @@ import torch
 from covr_core.datasets import DatasetSpec, ItemList, query_datasets
 from covr_core.query_folder import ARRAYS, QuerySet
 
-from . import _common as C
-from ._data import QueryItems
-from ._job import run_embedding_job
-from ._options import QueriesOptions
-from ._units import EmbeddingKind
+from .engine import common as C
+from .engine.data import QueryItems
+from .engine.job import run_embedding_job
+from .engine.options import QueriesOptions
+from .engine.units import EmbeddingKind
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ QUERIES = QueriesKind()
 def run(**options: Any) -> C.JobSummary:
     """Compute the query embeddings of every triplet into ``out``; returns the job summary.
 
-    Takes the fields of :class:`precompute._options.QueriesOptions` as keywords (an unknown keyword raises
+    Takes the fields of :class:`precompute.engine.options.QueriesOptions` as keywords (an unknown keyword raises
     TypeError); ``encoder`` is a name (``auto``, ``blip``, ``lite``) or an already loaded ``Encoder``.
     """
     return run_embedding_job(QUERIES, QueriesOptions(**options))

@@ -43,7 +43,7 @@ from covr_core.query_folder import QuerySet
 from precompute import _study_report as R
 from precompute import evaluate, filter_webvid
 
-from . import _common as C
+from .engine import common as C
 
 log = logging.getLogger(__name__)
 

@@ -43,7 +43,6 @@ from covr_core.combiners import MLPCombiner, save_mlp_combiner
 from covr_core.gallery import Gallery
 from covr_core.query_folder import QuerySet
 from covr_core.types import WEIGHT_NAMES
-from precompute._common import make_parser, progress, provenance, setup_logging
 from precompute._curve_plot import save_curve
 from precompute._losses import LOSSES, make_loss
 from precompute._query_split import (
@@ -55,6 +54,7 @@ from precompute._query_split import (
     split_keys_path,
     write_query_ids,
 )
+from precompute.engine.common import make_parser, progress, provenance, setup_logging
 from precompute.evaluate import check_compatible, columns_of, mask_columns
 
 log = logging.getLogger(__name__)

@@ -29,10 +29,10 @@ import numpy as np
 import pandas as pd
 
 from covr_core.atomic import atomic_write_bytes, atomic_write_json
-
-from . import _common as C
-from ._options import JobOptions
 from covr_core.placement import MAP_FILE, MAP_META, anchor_index, place_many, place_points
+
+from .engine import common as C
+from .engine.options import JobOptions
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ def run(**options: Any) -> dict:
     with contextlib.ExitStack() as stack:
         place = None
         if opts.ray is not None and len(emb) > opts.fit_sample:
-            from ._ray import RayCluster
+            from .engine.ray_cluster import RayCluster
 
             cluster = stack.enter_context(RayCluster.connect(opts.ray))
             place = _place_on_ray(cluster, folder / "embeddings.npy", opts.k)

@@ -11,13 +11,13 @@ import signal
 
 import numpy as np
 import pytest
-
 from conftest import run_job
+
 from covr_core.gallery import Gallery
 from covr_core.query_folder import QuerySet
 from precompute import gallery as gallery_job
 from precompute import queries as queries_job
-from precompute._parts import PartStore
+from precompute.engine.parts import PartStore
 
 pytestmark = pytest.mark.slow
 

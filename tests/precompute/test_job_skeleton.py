@@ -11,19 +11,19 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.media_files import write_test_clip
+from helpers.synthetic_data import pattern_image
 
 from covr_core.datasets import DatasetSelection, get_dataset, list_datasets, query_datasets
 from covr_core.gallery import Gallery
-from helpers.media_files import write_test_clip
-from helpers.synthetic_data import pattern_image
 from precompute import gallery as gallery_job
 from precompute import merge
 from precompute import queries as queries_job
-from precompute._lock import JobLockedError, job_lock
-from precompute._options import GalleryOptions, parse_failure_budget
-from precompute._parts import PartStore, PlanMismatchError, gather, scan
-from precompute._ray import RayUnavailableError, check_reachable, forwarded_env, import_ray
-from precompute._units import make_units
+from precompute.engine.lock import JobLockedError, job_lock
+from precompute.engine.options import GalleryOptions, parse_failure_budget
+from precompute.engine.parts import PartStore, PlanMismatchError, gather, scan
+from precompute.engine.ray_cluster import RayUnavailableError, check_reachable, forwarded_env, import_ray
+from precompute.engine.units import make_units
 
 
 def _cirr(cirr_data, out, blip_dir, *extra):

@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from covr_core.gallery import Gallery
+from conftest import run_job
 from helpers.hub_cache import TINY_NAME, make_tiny_hub, sha256_of, write_tiny_model_config
 
-from conftest import run_job
+from covr_core.gallery import Gallery
 
 
 def _env(tmp_path):
@@ -83,8 +82,8 @@ def test_unknown_tag_lists_the_tags(cirr_data, tmp_path):
 def test_dtype_auto_is_float32_on_cpu_and_an_explicit_bfloat16_goes_through(tiny_blip_dir):
     """``--dtype auto`` (the default) keeps CPU jobs in float32; ``--dtype bfloat16`` really computes in
     bfloat16 on CPU (issue 15's fast path), not silently in float32."""
-    from precompute import _common as C
-    from precompute._options import GalleryOptions
+    from precompute.engine import common as C
+    from precompute.engine.options import GalleryOptions
 
     assert GalleryOptions(dataset="demo", out="x").dtype == "auto"
     auto = C.create_job_encoder("blip", None, str(tiny_blip_dir), "cpu", "auto")

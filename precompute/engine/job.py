@@ -21,14 +21,14 @@ import pandas as pd
 
 from covr_core.datasets import DatasetSpec, ItemList, get_dataset
 
-from . import _common as C
-from ._lock import job_lock
-from ._options import EmbedOptions
-from ._parts import IDENTITY_KEYS, PartStore, PlanMismatchError, plan_sha256
-from ._ray import RayCluster
-from ._runner import UnitResult
-from ._units import EmbeddingKind, Unit, UnitRunner, make_units, mine_count
-from .merge import finalize
+from ..merge import finalize
+from . import common as C
+from .lock import job_lock
+from .options import EmbedOptions
+from .parts import IDENTITY_KEYS, PartStore, PlanMismatchError, plan_sha256
+from .ray_cluster import RayCluster
+from .runner import UnitResult
+from .units import EmbeddingKind, Unit, UnitRunner, make_units, mine_count
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ import os
 import socket
 from typing import Any, Iterator
 
-from . import _common as C
-from ._units import EmbeddingKind, Unit, UnitRunner, options_for_worker
-from ._options import EmbedOptions
-from ._runner import UnitResult
+from . import common as C
+from .options import EmbedOptions
+from .runner import UnitResult
+from .units import EmbeddingKind, Unit, UnitRunner, options_for_worker
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from covr_core.datasets import get_dataset
 from covr_core.factory import create_encoder, list_encoders, resolve_dtype_name
 from covr_core.types import Summary
 
-from ._options import CHUNK_ITEMS, DTYPE_CHOICES
-from ._progress import PROGRESS_EVERY, Progress
+from .options import CHUNK_ITEMS, DTYPE_CHOICES
+from .progress import PROGRESS_EVERY, Progress
 
 log = logging.getLogger("precompute")
 

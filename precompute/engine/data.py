@@ -19,7 +19,7 @@ from PIL import Image
 
 from covr_core import media
 
-from ._common import safe_name
+from .common import safe_name
 
 log = logging.getLogger(__name__)
 # Register every Pillow plugin up front so worker processes decode the same formats as the main process

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from ._common import JobInputError
+from .common import JobInputError
 
 LOCK_NAME = "job.lock"
 

@@ -23,7 +23,7 @@ from covr_core.datasets import DatasetSelection
 
 #: ``auto`` = bfloat16 on CUDA, float32 on CPU; an explicit name is used on every device
 DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
 #: items per compacted part file (a "unit" of work: one Ray task, one segment file)
 CHUNK_ITEMS = 16384
 

@@ -10,8 +10,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ._common import StageTimer, maybe_kill
-from ._parts import UnitWriter
+from .common import StageTimer, maybe_kill
+from .parts import UnitWriter
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,11 @@ import torch
 
 from covr_core.datasets import DatasetSpec, ItemList
 
-from . import _common as C
-from ._data import make_loader
-from ._options import EmbedOptions
-from ._parts import PartStore
-from ._runner import ProcessFn, UnitResult, run_unit
+from . import common as C
+from .data import make_loader
+from .options import EmbedOptions
+from .parts import PartStore
+from .runner import ProcessFn, UnitResult, run_unit
 
 
 class EmbeddingKind:

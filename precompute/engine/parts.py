@@ -36,7 +36,7 @@ import pandas as pd
 
 from covr_core.atomic import atomic_write_bytes, atomic_write_json, cleanup_stale_temps
 
-from ._common import JobInputError
+from .common import JobInputError
 
 log = logging.getLogger(__name__)
 
