@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from covr_core.atomic import atomic_folder
+from covr_core.json_file import read_json_object
 from covr_core.query_folder import QueryFolderError, QuerySet, read_table
 from covr_core.types import WEIGHT_NAMES
 
@@ -146,12 +147,7 @@ class Evaluation:
         path = Path(folder) / METRICS_FILE
         if not path.is_file():
             return {"info": {}, "results": {}}
-        try:
-            report = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise EvaluationError(f"{path} is corrupt ({exc})") from exc
-        if not isinstance(report, dict):
-            raise EvaluationError(f"{path}: expected a JSON object, got {type(report).__name__}")
+        report = read_json_object(path, EvaluationError, f"{path} is missing")
         for key in ("info", "results"):
             report.setdefault(key, {})
             if not isinstance(report[key], dict):

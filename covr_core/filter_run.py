@@ -18,13 +18,13 @@ finished run. ``load`` treats the folder as untrusted input (a download, a hand-
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from covr_core.atomic import atomic_write_json, atomic_write_text
+from covr_core.json_file import read_json_object
 
 __all__ = ["FilterRun", "FilterRunError"]
 
@@ -117,12 +117,9 @@ class FilterRun:
         text) and every rule CSV it counts."""
         folder = Path(folder)
         path = folder / STATS_FILE
-        if not path.is_file():
-            raise FilterRunError(f"{folder} is not a finished filter run: {STATS_FILE} is missing; {REBUILD_HINT}")
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise FilterRunError(f"{path} is corrupt ({exc}); {REBUILD_HINT}") from exc
+        record = read_json_object(
+            path, FilterRunError, f"{folder} is not a finished filter run: {STATS_FILE} is missing; {REBUILD_HINT}",
+            REBUILD_HINT)
         _check_record(record, str(path))
         run = cls(record=record, folder=folder)
         for stem in run.stats:

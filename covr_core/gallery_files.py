@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from covr_core.json_file import read_json_object
 from covr_core.types import EncoderInfo
 
 logger = logging.getLogger(__name__)
@@ -170,14 +171,8 @@ def _original_command(manifest: dict) -> str:
 def read_manifest(folder: Path) -> dict:
     """Read and check ``manifest.json`` (all keys present, sane values)."""
     path = folder / MANIFEST
-    if not path.is_file():
-        raise GalleryError(f"{folder} is not a gallery: {MANIFEST} is missing")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise GalleryError(f"{path} is corrupt ({exc}); rebuild the gallery") from exc
-    if not isinstance(manifest, dict):
-        raise GalleryError(f"{path} is corrupt: expected a JSON object, got {type(manifest).__name__}")
+    manifest = read_json_object(path, GalleryError, f"{folder} is not a gallery: {MANIFEST} is missing",
+                                "rebuild the gallery")
     missing = [k for k in REQUIRED_MANIFEST_KEYS if k not in manifest]
     if missing:
         raise GalleryError(f"{path} lacks key(s) {missing}; rebuild the gallery")

@@ -16,7 +16,6 @@ files and the manifest raises :class:`QueryFolderError` (a ``ValueError``) namin
 
 from __future__ import annotations
 
-import json
 import time
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -31,6 +30,7 @@ import pyarrow.parquet as pq
 import covr_core
 from covr_core.atomic import atomic_open, atomic_write_json, cleanup_stale_temps, fsync_dir
 from covr_core.gallery_integrity import file_sha256
+from covr_core.json_file import read_json_object
 from covr_core.types import EMBEDDING_NAMES, EncoderInfo, QueryEmbeddings
 
 __all__ = ["QueryFolderError", "QuerySet"]
@@ -173,14 +173,9 @@ def read_manifest(folder: Path) -> dict:
     """``manifest.json`` of a queries folder, checked: a JSON object with :data:`REQUIRED_MANIFEST_KEYS`,
     a whole ``dim`` > 0 and ``count`` >= 0, ``kind`` (when given) ``queries`` and ``dtype`` (when given) float32."""
     path = Path(folder) / MANIFEST_FILE
-    if not path.is_file():
-        raise QueryFolderError(f"{folder} is not a finished queries folder: {MANIFEST_FILE} is missing; {REBUILD_HINT}")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise QueryFolderError(f"{path} is corrupt ({exc}); {REBUILD_HINT}") from exc
-    if not isinstance(manifest, dict):
-        raise QueryFolderError(f"{path} is corrupt: expected a JSON object, got {type(manifest).__name__}")
+    manifest = read_json_object(
+        path, QueryFolderError, f"{folder} is not a finished queries folder: {MANIFEST_FILE} is missing; {REBUILD_HINT}",
+        REBUILD_HINT)
     missing = [k for k in REQUIRED_MANIFEST_KEYS if k not in manifest]
     if missing:
         raise QueryFolderError(f"{path} lacks key(s) {missing}; {REBUILD_HINT}")
