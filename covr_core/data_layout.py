@@ -15,6 +15,9 @@ FILTER_RUNS = "webvid_filter"
 DEMO_FILTER_RUN = "demo"
 #: the formats of the bundled mini benchmark (``assets/benchmark/<kind>``)
 MINI_BENCHMARK_KINDS = ("cirr", "webvid")
+#: the bundled mini WebVid-CoVR CSV and its CleanVid-format map, relative to the assets folder
+MINI_WEBVID_CSV = "benchmark/webvid/webvid-covr_demo.csv"
+MINI_CLEANVID_MAP = "benchmark/webvid/cleanvid_map_demo.csv"
 
 
 def demo_gallery_name(encoder_name: str) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image, ImageDraw
 
-from covr_core.data_layout import DEMO_FILTER_RUN, FILTER_RUNS
+from covr_core.data_layout import DEMO_FILTER_RUN, FILTER_RUNS, MINI_WEBVID_CSV
 from covr_core.datasets.webvid import webvid_video_path
 from covr_core.filter_run import TABLE4_HEAD, FilterRun, Stats, table4
 from covr_core.media import MediaError, middle_frame
@@ -29,7 +29,7 @@ from covr_core.media import MediaError, middle_frame
 log = logging.getLogger(__name__)
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
-DEMO_CSV = ASSETS_DIR / "benchmark" / "webvid" / "webvid-covr_demo.csv"
+DEMO_CSV = ASSETS_DIR / MINI_WEBVID_CSV
 EXAMPLE_RULES = ("same author", "same category", "neither")
 #: Environment variable of the WebVid video root (``app.py --webvid-root`` sets it).
 WEBVID_ROOT_ENV = "COVR_WEBVID_ROOT"

@@ -31,6 +31,8 @@ from covr_core.data_layout import (
     FILTER_RUNS,
     GALLERIES,
     MINI_BENCHMARK_KINDS,
+    MINI_CLEANVID_MAP,
+    MINI_WEBVID_CSV,
     QUERIES,
     demo_gallery_name,
     mini_benchmark_name,
@@ -109,7 +111,7 @@ class DemoJobs:
         bench = Path(self.assets) / "benchmark"
         plans: dict[str, dict[str, Any]] = {
             "cirr": dict(dataset="cirr", root=str(bench / "cirr"), split="demo"),
-            "webvid": dict(dataset="webvid", csv=str(bench / "webvid" / "webvid-covr_demo.csv"),
+            "webvid": dict(dataset="webvid", csv=str(Path(self.assets) / MINI_WEBVID_CSV),
                            video_root=str(self.assets)),
         }
         done = []
@@ -139,8 +141,7 @@ class DemoJobs:
         out = Path(self.data_dir) / FILTER_RUNS / DEMO_FILTER_RUN
         if FilterRun.exists(out):
             return out
-        webvid = Path(self.assets) / "benchmark" / "webvid"
-        csv, video_map = webvid / "webvid-covr_demo.csv", webvid / "cleanvid_map_demo.csv"
+        csv, video_map = Path(self.assets) / MINI_WEBVID_CSV, Path(self.assets) / MINI_CLEANVID_MAP
         if not (csv.exists() and video_map.exists()):
             return None
         filter_webvid.run(csv=[str(csv)], map=str(video_map), out=str(out))
